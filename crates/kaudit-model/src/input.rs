@@ -1,0 +1,376 @@
+//! Reading audit input: a JSON lines file (the log backend), a webhook `EventList` body, a
+//! JSON array, or a whole file holding one or more pretty-printed JSON values.
+//!
+//! Each value is handled as the k8saudit collector does: an array contributes its elements
+//! (recursively), an `EventList` its `items`, an object with `"kind":"Event"` is an event.
+//! Beyond that collector, an object with no `kind` but an `auditID` is taken as an event
+//! (v1beta1 exports and re-exporters drop `kind`). Anything else is reported as a [`Skip`]
+//! with its place and reason, and reading goes on with the next line.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::{AuditEvent, EventError};
+use crate::json;
+
+/// Where an event or a skipped piece of input starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Position {
+    /// 1-based line number in the input.
+    pub line: usize,
+    /// 0-based index of the event among the items of the enclosing array or `EventList`,
+    /// when it came from one.
+    pub item: Option<usize>,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.item {
+            Some(i) => write!(f, "line {}, item {}", self.line, i),
+            None => write!(f, "line {}", self.line),
+        }
+    }
+}
+
+/// An event and where it was read.
+#[derive(Clone, Debug)]
+pub struct Located<'a> {
+    /// Where the event starts.
+    pub position: Position,
+    /// The event.
+    pub event: AuditEvent<'a>,
+    /// Its time, `stageTimestamp` in nanoseconds since the epoch.
+    pub time_nanos: i64,
+}
+
+/// A piece of input that is not an audit event, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    /// Where it starts.
+    pub position: Position,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.position, self.reason)
+    }
+}
+
+/// Why a piece of input was skipped.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The bytes are not UTF-8.
+    #[error("invalid UTF-8 at byte {offset} of the line")]
+    InvalidUtf8 {
+        /// Offset of the first bad byte within the line.
+        offset: usize,
+    },
+    /// The text is not JSON.
+    #[error("cannot parse JSON: {0}")]
+    InvalidJson(String),
+    /// Valid JSON, but neither an event, an `EventList` nor an array of them.
+    #[error("data not recognized as a k8s audit event ({0})")]
+    NotAnEvent(String),
+    /// An object taken as an event whose members have the wrong shape.
+    #[error("malformed audit event: {0}")]
+    MalformedEvent(String),
+    /// The event has no usable `stageTimestamp`.
+    #[error("{0}")]
+    BadTimestamp(String),
+}
+
+/// Reads every audit event in `input`, calling `on_event` for each in input order and
+/// `on_skip` for each piece of input that is not one. Events borrow `input`.
+pub fn read_input<'a>(
+    input: &'a [u8],
+    mut on_event: impl FnMut(Located<'a>),
+    mut on_skip: impl FnMut(Skip),
+) {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let mut sink = Sink { on_event: &mut on_event, on_skip: &mut on_skip };
+    if needs_whole_document(input) {
+        read_document(input, &mut sink);
+    } else {
+        read_lines(input, &mut sink);
+    }
+}
+
+struct Sink<'s, 'a> {
+    on_event: &'s mut dyn FnMut(Located<'a>),
+    on_skip: &'s mut dyn FnMut(Skip),
+}
+
+impl<'a> Sink<'_, 'a> {
+    fn skip(&mut self, position: Position, reason: SkipReason) {
+        (self.on_skip)(Skip { position, reason });
+    }
+}
+
+/// True when the first value in the input does not end on its first line: the input is a
+/// pretty-printed document rather than JSON lines.
+fn needs_whole_document(input: &[u8]) -> bool {
+    for line in input.split(|&b| b == b'\n') {
+        let line = trim_blanks(line);
+        if line.is_empty() {
+            continue;
+        }
+        if !matches!(line[0], b'{' | b'[') {
+            return false;
+        }
+        return match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+            Ok(_) => false,
+            Err(e) => e.is_eof(),
+        };
+    }
+    false
+}
+
+fn trim_blanks(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if matches!(first, b' ' | b'\t' | b'\r' | b'\n') {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if matches!(last, b' ' | b'\t' | b'\r' | b'\n') {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+fn read_lines<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
+    let mut start = 0;
+    let mut line_no = 0;
+    while start < input.len() {
+        line_no += 1;
+        let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+        let line = &input[start..end];
+        start = end + 1;
+        let position = Position { line: line_no, item: None };
+        let line = trim_blanks(line);
+        if line.is_empty() {
+            continue;
+        }
+        match std::str::from_utf8(line) {
+            Ok(text) => handle_value(text, position, &mut LineIndex::single(line_no), sink),
+            Err(e) => sink.skip(position, SkipReason::InvalidUtf8 { offset: e.valid_up_to() }),
+        }
+    }
+}
+
+fn read_document<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
+    let text = match std::str::from_utf8(input) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = 1 + memchr::memchr_iter(b'\n', &input[..e.valid_up_to()]).count();
+            let line_start = input[..e.valid_up_to()].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            sink.skip(
+                Position { line, item: None },
+                SkipReason::InvalidUtf8 { offset: e.valid_up_to() - line_start },
+            );
+            return;
+        }
+    };
+    let mut index = LineIndex::new(text);
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+    loop {
+        let before = stream.byte_offset();
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => {
+                let position = Position { line: index.line_of(offset_in(text, value.get())), item: None };
+                handle_value(value.get(), position, &mut index, sink);
+            }
+            Some(Err(e)) => {
+                // A document that is not valid JSON cannot be resynchronised reliably: report
+                // where it broke and stop reading this input.
+                let line = if e.line() > 0 { e.line() } else { index.line_of(before) };
+                sink.skip(Position { line, item: None }, SkipReason::InvalidJson(e.to_string()));
+                break;
+            }
+        }
+    }
+}
+
+/// Maps byte offsets to line numbers, for offsets visited in increasing order.
+struct LineIndex<'t> {
+    text: &'t str,
+    offset: usize,
+    line: usize,
+}
+
+impl<'t> LineIndex<'t> {
+    fn new(text: &'t str) -> LineIndex<'t> {
+        LineIndex { text, offset: 0, line: 1 }
+    }
+
+    /// For a single line: every offset is on that line.
+    fn single(line: usize) -> LineIndex<'static> {
+        LineIndex { text: "", offset: 0, line }
+    }
+
+    fn line_of(&mut self, offset: usize) -> usize {
+        if self.text.is_empty() {
+            return self.line;
+        }
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += memchr::memchr_iter(b'\n', &self.text.as_bytes()[self.offset..offset]).count();
+        self.offset = offset;
+        self.line
+    }
+}
+
+fn offset_in(outer: &str, inner: &str) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    items: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "auditID")]
+    audit_id: Option<&'a RawValue>,
+}
+
+fn handle_value<'a>(raw: &'a str, position: Position, index: &mut LineIndex<'_>, sink: &mut Sink<'_, 'a>) {
+    match json::kind(raw) {
+        Some(json::Kind::Array) => {
+            let items: Vec<&'a RawValue> = match serde_json::from_str(raw) {
+                Ok(items) => items,
+                Err(e) => return sink.skip(position, SkipReason::InvalidJson(e.to_string())),
+            };
+            for (i, item) in items.into_iter().enumerate() {
+                let line = index.line_of(offset_in(index.text, item.get())).max(position.line);
+                let pos = Position { line, item: Some(position.item.unwrap_or(i)) };
+                let pos = if position.item.is_some() { pos } else { Position { item: Some(i), ..pos } };
+                handle_value(item.get(), pos, index, sink);
+            }
+        }
+        Some(json::Kind::Object) => {
+            let envelope: Envelope<'a> = match serde_json::from_str(raw) {
+                Ok(e) => e,
+                Err(e) => return sink.skip(position, SkipReason::InvalidJson(e.to_string())),
+            };
+            let kind = envelope.kind.map(|k| json::render(k.get()));
+            match kind.as_deref() {
+                Some("EventList") => match envelope.items.map(|i| json::kind(i.get())) {
+                    Some(Some(json::Kind::Array)) => {
+                        let items = json::elements(envelope.items.map_or("[]", RawValue::get)).unwrap_or_default();
+                        for (i, item) in items.into_iter().enumerate() {
+                            let line = index.line_of(offset_in(index.text, item)).max(position.line);
+                            handle_event(item, Position { line, item: Some(i) }, sink);
+                        }
+                    }
+                    _ => sink.skip(position, SkipReason::NotAnEvent("EventList without an items array".into())),
+                },
+                Some("Event") => handle_event(raw, position, sink),
+                None if envelope.audit_id.is_some() => handle_event(raw, position, sink),
+                None => sink.skip(position, SkipReason::NotAnEvent("object without kind or auditID".into())),
+                Some(_) => {
+                    let shown = envelope.kind.map_or("", RawValue::get);
+                    sink.skip(position, SkipReason::NotAnEvent(format!("kind {shown}")))
+                }
+            }
+        }
+        _ => match serde_json::from_str::<serde::de::IgnoredAny>(raw) {
+            Ok(_) => sink.skip(position, SkipReason::NotAnEvent("not a JSON object or array".into())),
+            Err(e) => sink.skip(position, SkipReason::InvalidJson(e.to_string())),
+        },
+    }
+}
+
+fn handle_event<'a>(raw: &'a str, position: Position, sink: &mut Sink<'_, 'a>) {
+    if json::kind(raw) != Some(json::Kind::Object) {
+        return sink.skip(position, SkipReason::NotAnEvent("EventList item is not an object".into()));
+    }
+    let event = match AuditEvent::parse(raw) {
+        Ok(e) => e,
+        Err(e) => return sink.skip(position, SkipReason::MalformedEvent(e.to_string())),
+    };
+    match event.stage_time_nanos() {
+        Ok(time_nanos) => (sink.on_event)(Located { position, event, time_nanos }),
+        Err(EventError::BadStageTimestamp(e)) => sink.skip(position, SkipReason::BadTimestamp(e.to_string())),
+        Err(e) => sink.skip(position, SkipReason::BadTimestamp(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(input: &str) -> (Vec<(Position, String)>, Vec<Skip>) {
+        let mut events = Vec::new();
+        let mut skips = Vec::new();
+        read_input(
+            input.as_bytes(),
+            |e| events.push((e.position, e.event.audit_id.as_deref().unwrap_or("").to_owned())),
+            |s| skips.push(s),
+        );
+        (events, skips)
+    }
+
+    fn ev(id: &str) -> String {
+        format!(r#"{{"kind":"Event","auditID":"{id}","stage":"ResponseComplete","stageTimestamp":"2024-05-01T10:11:12.123456Z"}}"#)
+    }
+
+    #[test]
+    fn json_lines_with_bad_lines_in_between() {
+        let input = format!("\u{feff}{}\r\nnot json\n\n{{\"kind\":0}}\n{}\n", ev("a"), ev("b"));
+        let (events, skips) = read(&input);
+        assert_eq!(events, vec![(Position { line: 1, item: None }, "a".into()), (Position { line: 5, item: None }, "b".into())]);
+        assert_eq!(skips.len(), 2);
+        assert_eq!(skips[0].position.line, 2);
+        assert!(matches!(skips[0].reason, SkipReason::InvalidJson(_)));
+        assert!(skips[1].to_string().contains("data not recognized as a k8s audit event"));
+    }
+
+    #[test]
+    fn event_list_items_have_indexes() {
+        let item = ev("x").replace(r#""kind":"Event","#, "");
+        let body = format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{item},{item},{{"auditID":"bad"}}]}}"#);
+        let (events, skips) = read(&body);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].0.item, Some(1));
+        assert_eq!(skips[0].position.item, Some(2));
+        assert!(matches!(skips[0].reason, SkipReason::BadTimestamp(_)));
+    }
+
+    #[test]
+    fn pretty_printed_documents_and_arrays() {
+        let doc = format!("[\n  {},\n  {}\n]\n{{\n \"kind\": \"EventList\", \"items\": [\n{}\n]}}\n", ev("a"), ev("b"), ev("c"));
+        let (events, skips) = read(&doc);
+        assert!(skips.is_empty(), "{skips:?}");
+        let ids: Vec<_> = events.iter().map(|e| e.1.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(events[1].0, Position { line: 3, item: Some(1) });
+        assert_eq!(events[2].0, Position { line: 7, item: Some(0) });
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_not_fatal() {
+        let mut input = ev("a").into_bytes();
+        input.extend_from_slice(b"\n{\"auditID\":\"\xff\"}\n");
+        input.extend_from_slice(ev("b").as_bytes());
+        let mut n = 0;
+        let mut skips = Vec::new();
+        read_input(&input, |_| n += 1, |s| skips.push(s));
+        assert_eq!(n, 2);
+        assert_eq!(skips[0].reason, SkipReason::InvalidUtf8 { offset: 12 });
+    }
+}
