@@ -1,0 +1,7 @@
+//! One module per command family. Each exposes its clap `Args` (or `Command`) and a `run`
+//! returning the process exit code: 0 success, 1 findings or runtime failure, 2 invalid
+//! input such as a rules or policy file that does not load.
+
+pub mod policy;
+pub mod rules;
+pub mod scan;

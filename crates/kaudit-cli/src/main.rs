@@ -1,0 +1,59 @@
+//! The `kaudit` command: definitions of the command line and the glue that hands each
+//! subcommand to the crate that does the work.
+//!
+//! Must never: contain engine, storage or HTTP logic of its own; each `cmd` module only
+//! turns flags into calls and results into output and exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// Kubernetes audit-log security pipeline: policy, collection, intake, detection, search.
+#[derive(Parser)]
+#[command(name = "kaudit", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run detection rules over audit log files and print the alerts.
+    Scan(cmd::scan::Args),
+    /// Validate rule files and list their rules.
+    #[command(subcommand)]
+    Rules(cmd::rules::Command),
+    /// Validate, evaluate and simulate audit policies; check what detections they starve.
+    #[command(subcommand)]
+    Policy(cmd::policy::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => cmd::scan::run(args),
+        Command::Rules(command) => cmd::rules::run(command),
+        Command::Policy(command) => cmd::policy::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("kaudit: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Output cut short by a closed pipe (`kaudit scan ... | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
