@@ -60,7 +60,11 @@ pub struct Intake {
     /// Time of the newest event received, absent before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<String>,
-    /// Events received in the last hour.
+    /// Events stored through this intake (duplicates not counted).
+    #[serde(default)]
+    pub event_count: u64,
+    /// Events stored through this intake in the last hour, as counted by the running server
+    /// (restarts from zero when the server restarts).
     #[serde(default)]
     pub events_last_hour: u64,
 }

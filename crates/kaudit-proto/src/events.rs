@@ -50,7 +50,7 @@ pub struct Event {
     /// `requestURI`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_uri: Option<String>,
-    /// `sourceIPs`.
+    /// `sourceIPs` (in search results only the first one; all of them in an [`EventDetail`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_ips: Vec<String>,
     /// `userAgent`.
@@ -112,10 +112,10 @@ pub struct EventFilter {
     /// Object name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// One of the source IPs.
+    /// The first source IP, exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
-    /// User agent, exact.
+    /// Substring of the user agent, ASCII case-insensitive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// Response code.

@@ -24,4 +24,7 @@ pub use alerts::{Alert, AlertFilter};
 pub use common::{Bucket, Count, ErrorBody, GroupCount, GroupQuery, Groups, Histogram, HistogramQuery, Page, Priority};
 pub use events::{Event, EventDetail, EventFilter};
 pub use intake::IntakeAck;
-pub use rules::{Policy, PolicyPatch, PolicyRules, RuleFile, RuleFileSummary, RuleInfo, ScopeRule, ScopeKind, PutRuleFile};
+pub use rules::{
+    Policy, PolicyPatch, PolicyRules, PutRuleFile, RuleFile, RuleFileSummary, RuleInfo, ScopeKind, ScopeRule, TestRules,
+    TestRulesResult,
+};

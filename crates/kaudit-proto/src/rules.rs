@@ -150,3 +150,35 @@ pub struct PutRuleFile {
     /// The YAML text in the Falco rules language.
     pub content: String,
 }
+
+/// Body of `POST /api/v1/rules/test`: run rules over stored events without raising alerts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRules {
+    /// A rule file to test (loaded after the default rules, so it may use their macros and
+    /// lists). Absent: test the running rules as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Only events at or after this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Only events before this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Only events of this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Most alerts to return (default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Answer to `POST /api/v1/rules/test`: what would have fired, newest event first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestRulesResult {
+    /// Events evaluated.
+    pub scanned: u64,
+    /// True when the scan stopped early (at `limit` alerts or at the scan budget).
+    pub truncated: bool,
+    /// The alerts that would have been raised (with `id` empty: they are not stored).
+    pub alerts: Vec<crate::alerts::Alert>,
+}
