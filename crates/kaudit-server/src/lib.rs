@@ -10,3 +10,5 @@
 
 pub mod body;
 pub mod error;
+pub mod auth;
+pub mod policy;
