@@ -1,0 +1,1 @@
+//! Unit tests of field extraction, one data-driven table per field family.
