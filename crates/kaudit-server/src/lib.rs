@@ -12,3 +12,5 @@ pub mod body;
 pub mod error;
 pub mod auth;
 pub mod policy;
+pub mod config;
+pub mod outputs;
