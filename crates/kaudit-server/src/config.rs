@@ -146,16 +146,29 @@ pub enum RuleMatching {
     All,
 }
 
-/// One alert output. (Unknown keys are refused by [`OutputKind`], which sees every key but
-/// `min_priority`.)
-#[derive(Clone, Debug, Deserialize)]
+/// One alert output: `min_priority` beside the keys of its [`OutputKind`].
+#[derive(Clone, Debug)]
 pub struct OutputConfig {
     /// Only alerts at least this severe are sent (default: every alert).
-    #[serde(default)]
     pub min_priority: Option<String>,
     /// Where and how.
-    #[serde(flatten)]
     pub kind: OutputKind,
+}
+
+impl<'de> Deserialize<'de> for OutputConfig {
+    /// Takes `min_priority` out and reads the rest as an [`OutputKind`], which refuses
+    /// unknown keys (serde's `flatten` would silently accept them).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<OutputConfig, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(deserializer)?;
+        let min_priority = match table.remove("min_priority") {
+            None => None,
+            Some(toml::Value::String(s)) => Some(s),
+            Some(_) => return Err(D::Error::custom("min_priority must be a string")),
+        };
+        let kind = OutputKind::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        Ok(OutputConfig { min_priority, kind })
+    }
 }
 
 /// The kinds of alert output.
@@ -163,7 +176,7 @@ pub struct OutputConfig {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OutputKind {
     /// Falco JSON alerts, one per line, on standard output.
-    Stdout,
+    Stdout {},
     /// Falco JSON alerts, one per line, appended to a file.
     File {
         /// The file (created if missing).
@@ -275,7 +288,7 @@ impl OutputConfig {
             OutputKind::Syslog { facility, .. } => {
                 facility_number(facility).ok_or_else(|| format!("unknown syslog facility {facility:?}"))?;
             }
-            OutputKind::Stdout | OutputKind::File { .. } => {}
+            OutputKind::Stdout {} | OutputKind::File { .. } => {}
         }
         Ok(())
     }

@@ -132,7 +132,7 @@ impl Outputs {
 
 fn kind_name(kind: &OutputKind) -> &'static str {
     match kind {
-        OutputKind::Stdout => "stdout",
+        OutputKind::Stdout {} => "stdout",
         OutputKind::File { .. } => "file",
         OutputKind::Webhook { .. } => "webhook",
         OutputKind::Slack { .. } => "slack",

@@ -37,7 +37,7 @@ impl Sink {
                 .build()
         };
         Ok(match kind {
-            OutputKind::Stdout => Sink::Stdout(tokio::io::stdout()),
+            OutputKind::Stdout {} => Sink::Stdout(tokio::io::stdout()),
             OutputKind::File { path } => Sink::File { path: path.clone(), file: None, hostname },
             OutputKind::Webhook { url, headers, max_attempts, timeout_seconds } => Sink::Http {
                 client: http(*timeout_seconds)?,
