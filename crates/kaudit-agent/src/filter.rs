@@ -11,6 +11,8 @@ use std::borrow::Cow;
 use kaudit_model::AuditEvent;
 use serde::Deserialize;
 
+use crate::policy::LoadedPolicy;
+
 /// One scope rule, shaped like an admission webhook rule. An event is in scope when it is a
 /// resource request (has `objectRef`) and every non-empty list admits it; `*` admits anything.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -123,13 +125,14 @@ pub enum Verdict<'a> {
 /// The scope and the policy together.
 pub struct Filter {
     scope: Vec<ScopeRule>,
+    policy: Option<LoadedPolicy>,
 }
 
 impl Filter {
-    /// A filter from the configured scope; `None` when nothing is configured, so callers can
-    /// skip parsing altogether.
-    pub fn new(scope: Vec<ScopeRule>) -> Option<Filter> {
-        if scope.is_empty() { None } else { Some(Filter { scope }) }
+    /// A filter from the configured scope and (already loaded) policy; `None` when neither is
+    /// configured, so callers can skip parsing altogether.
+    pub fn new(scope: Vec<ScopeRule>, policy: Option<LoadedPolicy>) -> Option<Filter> {
+        if scope.is_empty() && policy.is_none() { None } else { Some(Filter { scope, policy }) }
     }
 
     /// Decides for one event given as its JSON text.
@@ -140,7 +143,13 @@ impl Filter {
         if !self.scope.is_empty() && !self.scope.iter().any(|rule| rule.admits(&event)) {
             return Verdict::Filtered;
         }
-        Verdict::Ship(Cow::Borrowed(raw))
+        match &self.policy {
+            None => Verdict::Ship(Cow::Borrowed(raw)),
+            Some(policy) => match policy.apply(&event, raw) {
+                Some(text) => Verdict::Ship(text),
+                None => Verdict::Filtered,
+            },
+        }
     }
 }
 

@@ -20,8 +20,10 @@ pub mod config;
 mod error;
 pub mod filter;
 pub mod intake;
+pub mod policy;
 pub mod ship;
 pub mod spool;
+mod tail_source;
 pub mod telemetry;
 mod tls;
 pub mod webhook;
@@ -66,7 +68,8 @@ pub async fn run_until(
         source,
     })?;
     let _lock = lock_state_dir(&config)?;
-    let filter = filter::Filter::new(config.scope.clone()).map(Arc::new);
+    let policy = config.policy_file.as_deref().map(policy::LoadedPolicy::load).transpose()?;
+    let filter = filter::Filter::new(config.scope.clone(), policy).map(Arc::new);
     let client = intake::IntakeClient::new(&config.intake)?;
     let spool_dir = config.spool_dir();
     let spool_config = config.spool;
@@ -120,15 +123,46 @@ pub async fn run_until(
             webhook::handle(context.clone(), request)
         }));
     }
+    let tail = if config.files.is_empty() {
+        None
+    } else {
+        let (ack_sender, ack_receiver) = std::sync::mpsc::channel();
+        shipper.set_tail_acks(ack_sender);
+        let (record_sender, mut record_receiver) = tokio::sync::mpsc::channel::<spool::Record>(2);
+        let admitting = shipper.clone();
+        let admit_metrics = metrics.clone();
+        tokio::spawn(async move {
+            while let Some(record) = record_receiver.recv().await {
+                if let Err(err) = admitting.admit_tail(record).await {
+                    // The batch is not acknowledged, so the tail reads it again after a restart.
+                    admit_metrics.healthy.store(false, std::sync::atomic::Ordering::Relaxed);
+                    tracing::error!(error = %err, "cannot queue a tail batch; restart the agent");
+                }
+            }
+        });
+        let tail_config = config.clone();
+        let tail_metrics = metrics.clone();
+        let handles = tokio::task::spawn_blocking(move || {
+            tail_source::start(&tail_config, filter, tail_metrics, run_id, record_sender, ack_receiver)
+        })
+        .await
+        .map_err(|err| AgentError::Io { context: "tail start".into(), source: std::io::Error::other(err) })??;
+        Some(handles)
+    };
     tracing::info!(intake = %client.url(), files = ?config.files, "agent started");
     let sender = tokio::spawn(shipper.clone().run_sender(client));
-    tokio::select! {
+    let outcome = tokio::select! {
         _ = shutdown => Ok(()),
         result = sender => {
             metrics.healthy.store(false, std::sync::atomic::Ordering::Relaxed);
             Err(AgentError::Io { context: "the sender stopped".into(), source: std::io::Error::other(format!("{result:?}")) })
         }
+    };
+    if let Some(handles) = tail {
+        // Writes the final checkpoint.
+        let _ = tokio::task::spawn_blocking(move || handles.stop()).await;
     }
+    outcome
 }
 
 /// What `kaudit agent --check` found.
@@ -152,6 +186,10 @@ pub fn check(config: &AgentConfig) -> Result<CheckReport, AgentError> {
     }
     for pattern in &config.files {
         lines.push(format!("tails {pattern}"));
+    }
+    if let Some(path) = &config.policy_file {
+        policy::LoadedPolicy::load(path)?;
+        lines.push(format!("audit policy loads: {}", path.display()));
     }
     std::fs::create_dir_all(&config.state_dir).map_err(|source| AgentError::Io {
         context: format!("cannot create the state directory {}", config.state_dir.display()),

@@ -33,8 +33,9 @@ pub mod names {
     pub const RETRIES: &str = "kaudit_agent_retries_total";
     /// Events dropped by the agent, by reason (`spool_full`, `rejected`).
     pub const DROPPED: &str = "kaudit_agent_dropped_events_total";
-    /// Events lost before the agent could read them (files pruned or truncated away).
-    pub const LOST_EVENTS: &str = "kaudit_agent_lost_events_total";
+    /// Loss reports of the tail: files pruned, truncated or corrupt before being read to
+    /// their end.
+    pub const LOST_FILES: &str = "kaudit_agent_lost_files_total";
     /// Bytes of audit log lost before the agent could read them.
     pub const LOST_BYTES: &str = "kaudit_agent_lost_bytes_total";
     /// Bytes in the spool.
@@ -78,8 +79,8 @@ pub struct Metrics {
     pub dropped_spool_full: AtomicU64,
     /// [`names::DROPPED`] with `reason="rejected"`: batches the intake refused as invalid.
     pub dropped_rejected: AtomicU64,
-    /// See [`names::LOST_EVENTS`].
-    pub lost_events: AtomicU64,
+    /// See [`names::LOST_FILES`].
+    pub lost_files: AtomicU64,
     /// See [`names::LOST_BYTES`].
     pub lost_bytes: AtomicU64,
     /// See [`names::SPOOL_BYTES`].
@@ -135,7 +136,7 @@ impl Metrics {
             (names::BYTES_SHIPPED, "Uncompressed bytes acknowledged by the intake.", &self.bytes_shipped),
             (names::BYTES_SENT, "Compressed bytes of acknowledged batches.", &self.bytes_sent),
             (names::RETRIES, "Delivery attempts that failed and are retried.", &self.retries),
-            (names::LOST_EVENTS, "Events pruned or truncated away before being read.", &self.lost_events),
+            (names::LOST_FILES, "Files pruned, truncated or corrupt before being read.", &self.lost_files),
             (names::LOST_BYTES, "Bytes pruned or truncated away before being read.", &self.lost_bytes),
         ];
         for (name, help, value) in counters {

@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Collect audit events (log files, apiserver webhook) and ship them to an intake.
+    Agent(Box<cmd::agent::Args>),
     /// Run detection rules over audit log files and print the alerts.
     Scan(cmd::scan::Args),
     /// Validate rule files and list their rules.
@@ -33,6 +35,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Agent(args) => cmd::agent::run(*args),
         Command::Scan(args) => cmd::scan::run(args),
         Command::Rules(command) => cmd::rules::run(command),
         Command::Policy(command) => cmd::policy::run(command),

@@ -21,7 +21,7 @@ fn event(group: Option<&str>, resource: &str, subresource: Option<&str>, namespa
 /// Checks which of the standard events a flag-form scope admits.
 fn check_scope(flag: &str, expected: &[(&str, bool)]) {
     let rule = ScopeRule::parse_flag(flag).expect("scope parses");
-    let filter = Filter::new(vec![rule]).expect("a filter");
+    let filter = Filter::new(vec![rule], None).expect("a filter");
     let events = [
         ("pod", event(None, "pods", None, Some("prod"), "create")),
         ("pod-exec", event(None, "pods", Some("exec"), Some("prod"), "create")),
@@ -57,7 +57,7 @@ fn scope_follows_admission_rule_matching() {
 
 #[test]
 fn non_resource_requests_and_unparsable_lines_are_handled() {
-    let filter = Filter::new(vec![ScopeRule::parse_flag("resources=*").expect("scope")]).expect("filter");
+    let filter = Filter::new(vec![ScopeRule::parse_flag("resources=*").expect("scope")], None).expect("filter");
     let healthz = r#"{"kind":"Event","auditID":"y","stage":"ResponseComplete","verb":"get","requestURI":"/healthz","stageTimestamp":"2024-05-01T10:11:12.123456Z"}"#;
     assert_eq!(filter.apply(healthz), Verdict::Filtered);
     assert_eq!(filter.apply("not json"), Verdict::Unparsed);
@@ -74,5 +74,5 @@ fn scope_flags_report_mistakes() {
         let err = ScopeRule::parse_flag(flag).expect_err(flag);
         assert!(err.contains(message), "{flag}: {err}");
     }
-    assert!(Filter::new(Vec::new()).is_none(), "no scope means no parsing at all");
+    assert!(Filter::new(Vec::new(), None).is_none(), "no scope means no parsing at all");
 }

@@ -2,6 +2,7 @@
 //! returning the process exit code: 0 success, 1 findings or runtime failure, 2 invalid
 //! input such as a rules or policy file that does not load.
 
+pub mod agent;
 pub mod policy;
 pub mod rules;
 pub mod scan;
