@@ -30,6 +30,9 @@ enum Command {
     /// Validate, evaluate and simulate audit policies; check what detections they starve.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
+    /// Generate a large realistic audit log to time `kaudit scan` on.
+    #[command(subcommand)]
+    Bench(cmd::bench::Command),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
         Command::Scan(args) => cmd::scan::run(args),
         Command::Rules(command) => cmd::rules::run(command),
         Command::Policy(command) => cmd::policy::run(command),
+        Command::Bench(command) => cmd::bench::run(command),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! input such as a rules or policy file that does not load.
 
 pub mod agent;
+pub mod bench;
 pub mod policy;
 pub mod rules;
 pub mod scan;
