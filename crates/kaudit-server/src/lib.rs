@@ -7,10 +7,32 @@
 //!
 //! Must never: contain SQL or rule-language parsing code, log intake keys, tokens or
 //! request bodies, or acknowledge a batch before it is durably committed.
+//!
+//! Brief overview:
+//! * [`app`] builds the axum `Router` over an [`AppState`]; tests drive it with `oneshot`.
+//! * [`serve()`] is what `kaudit serve` runs: open the store, bootstrap, listen, shut down
+//!   gracefully on SIGINT/SIGTERM.
+//! * [`pipeline::prepare`] turns a body into stored rows and alerts; [`detect::Detector`] is
+//!   the active rules and policies, swapped atomically when they change.
 
-pub mod body;
-pub mod error;
+pub mod admin;
+pub mod api;
 pub mod auth;
-pub mod policy;
+pub mod body;
 pub mod config;
+pub mod detect;
+pub mod engine;
+pub mod error;
 pub mod outputs;
+pub mod pipeline;
+pub mod policy;
+pub mod serve;
+pub mod state;
+
+pub use serve::{open_store, serve};
+pub use state::AppState;
+
+/// The whole HTTP application over `state`.
+pub fn app(state: AppState) -> axum::Router {
+    api::router(state)
+}

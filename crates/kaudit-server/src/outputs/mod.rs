@@ -64,7 +64,25 @@ struct Handle {
     min_priority: Priority,
     sender: mpsc::Sender<Arc<OutputAlert>>,
     dropped: Arc<AtomicU64>,
-    task: JoinHandle<()>,
+}
+
+/// The output tasks, to wait for at shutdown once every [`Outputs`] handle is dropped.
+pub struct OutputTasks {
+    tasks: Vec<(String, JoinHandle<()>)>,
+}
+
+impl OutputTasks {
+    /// Waits (at most `grace`) for the outputs to deliver what they hold; their queues close
+    /// when the [`Outputs`] is dropped.
+    pub async fn join(self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        for (name, mut task) in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                tracing::warn!(output = %name, "alert output still busy at shutdown, pending alerts dropped");
+                task.abort();
+            }
+        }
+    }
 }
 
 impl Outputs {
@@ -74,8 +92,13 @@ impl Outputs {
     }
 
     /// Starts one task per configured output. Must be called inside a tokio runtime.
-    pub fn start(configs: &[OutputConfig], dedupe_window: Duration, hostname: &str) -> anyhow::Result<Outputs> {
+    pub fn start(
+        configs: &[OutputConfig],
+        dedupe_window: Duration,
+        hostname: &str,
+    ) -> anyhow::Result<(Outputs, OutputTasks)> {
         let mut outputs = Vec::new();
+        let mut tasks = Vec::new();
         for (i, config) in configs.iter().enumerate() {
             let min_priority = match &config.min_priority {
                 Some(p) => p.parse().map_err(|e| anyhow::anyhow!("outputs[{i}]: {e}"))?,
@@ -86,9 +109,10 @@ impl Outputs {
             let name = format!("{}#{i}", kind_name(&config.kind));
             let (sender, receiver) = mpsc::channel(QUEUE_ALERTS);
             let task = tokio::spawn(run_output(name.clone(), sink, receiver, dedupe_window));
-            outputs.push(Handle { name, min_priority, sender, dropped: Arc::new(AtomicU64::new(0)), task });
+            tasks.push((name.clone(), task));
+            outputs.push(Handle { name, min_priority, sender, dropped: Arc::new(AtomicU64::new(0)) });
         }
-        Ok(Outputs { outputs })
+        Ok((Outputs { outputs }, OutputTasks { tasks }))
     }
 
     /// Hands alerts to every output whose minimum priority they reach. Never waits.
@@ -111,22 +135,6 @@ impl Outputs {
     /// True when no output is configured.
     pub fn is_empty(&self) -> bool {
         self.outputs.is_empty()
-    }
-
-    /// Closes the queues and waits (at most `grace`) for the outputs to deliver what they hold.
-    pub async fn shutdown(self, grace: Duration) {
-        let mut tasks = Vec::new();
-        for output in self.outputs {
-            drop(output.sender);
-            tasks.push((output.name, output.task));
-        }
-        let deadline = Instant::now() + grace;
-        for (name, mut task) in tasks {
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                tracing::warn!(output = %name, "alert output still busy at shutdown, pending alerts dropped");
-                task.abort();
-            }
-        }
     }
 }
 
