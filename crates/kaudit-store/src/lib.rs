@@ -40,9 +40,9 @@ pub use query::{
     PageRequest, TimeRange, UserMatch,
 };
 pub use rows::{
-    AlertFields, AlertId, ApiToken, BatchOutcome, EventFields, EventId, FullEvent, Insertion, Intake, IntakeId,
-    NewAlert, NewEvent, NewIntake, NewToken, Policy, Purged, Role, RuleFile, StoredAlert, StoredEvent, TokenId,
-    event_digest,
+    AlertFields, AlertId, ApiToken, BatchOutcome, EventFields, EventId, FullEvent, Insertion, Intake,
+    IntakeId, NewAlert, NewEvent, NewIntake, NewToken, Policy, Purged, Role, RuleFile, StoredAlert,
+    StoredEvent, TokenId, event_digest,
 };
 pub use secret::KeyHash;
 pub use traits::{

@@ -1,0 +1,115 @@
+-- Schema version 1: intakes, tokens, events (raw JSON kept apart), alerts, configuration.
+--
+-- Write cost decides the indexes: each one is maintained on every insert, so events carry only
+-- the dedupe key, a time index (newest-first listing, retention, time-bounded scans) and
+-- (field, time) indexes for the selective filters people search most (user, namespace,
+-- resource, object name, source IP). Other filters are checked while walking one of these.
+
+CREATE TABLE intakes (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE,
+    cluster       TEXT    NOT NULL,
+    key_hash      BLOB    NOT NULL UNIQUE,
+    created_ns    INTEGER NOT NULL,
+    revoked_ns    INTEGER,
+    last_event_ns INTEGER,
+    event_count   INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE api_tokens (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    role       TEXT    NOT NULL CHECK (role IN ('viewer', 'admin')),
+    key_hash   BLOB    NOT NULL UNIQUE,
+    created_ns INTEGER NOT NULL,
+    revoked_ns INTEGER
+);
+
+-- One row per stored event. `dedupe` is the 128-bit key over (cluster, auditID, stage, digest).
+CREATE TABLE events (
+    id                INTEGER PRIMARY KEY,
+    time_ns           INTEGER NOT NULL,
+    received_ns       INTEGER NOT NULL,
+    cluster           TEXT    NOT NULL,
+    intake_id         INTEGER,
+    audit_id          TEXT    NOT NULL,
+    stage             TEXT    NOT NULL,
+    digest            BLOB    NOT NULL,
+    dedupe            BLOB    NOT NULL,
+    verb              TEXT    NOT NULL,
+    username          TEXT    NOT NULL,
+    groups_json       TEXT    NOT NULL,
+    impersonated_user TEXT,
+    resource          TEXT,
+    subresource       TEXT,
+    namespace         TEXT,
+    name              TEXT,
+    api_group         TEXT,
+    source_ip         TEXT,
+    user_agent        TEXT,
+    response_code     INTEGER,
+    decision          TEXT,
+    request_uri       TEXT    NOT NULL,
+    level             TEXT    NOT NULL
+);
+CREATE UNIQUE INDEX events_dedupe ON events (dedupe);
+CREATE INDEX events_time ON events (time_ns);
+CREATE INDEX events_user_time ON events (username, time_ns);
+CREATE INDEX events_namespace_time ON events (namespace, time_ns);
+CREATE INDEX events_resource_time ON events (resource, time_ns);
+CREATE INDEX events_name_time ON events (name, time_ns);
+CREATE INDEX events_source_ip_time ON events (source_ip, time_ns);
+
+-- The raw event, zstd-compressed, apart from `events` so that scans over the indexed columns
+-- read a narrow table.
+CREATE TABLE event_raw (
+    id  INTEGER PRIMARY KEY,
+    raw BLOB NOT NULL
+);
+
+-- Free text over requestURI and object name: a trigram index holding only rowids
+-- (contentless, no positions). A query ANDs the trigrams of the searched text and then checks
+-- the real substring on the `events` row, so the index only has to narrow the candidates.
+CREATE VIRTUAL TABLE events_text USING fts5 (
+    request_uri, name,
+    content = '', contentless_delete = 1, detail = none, tokenize = 'trigram'
+);
+
+CREATE TABLE alerts (
+    id                 INTEGER PRIMARY KEY,
+    event_id           INTEGER NOT NULL,
+    time_ns            INTEGER NOT NULL,
+    rule               TEXT    NOT NULL,
+    priority           INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 7),
+    output             TEXT    NOT NULL,
+    output_fields_json TEXT    NOT NULL,
+    tags_json          TEXT    NOT NULL,
+    policy             TEXT    NOT NULL,
+    cluster            TEXT    NOT NULL,
+    namespace          TEXT,
+    username           TEXT    NOT NULL,
+    source             TEXT    NOT NULL
+);
+CREATE INDEX alerts_time ON alerts (time_ns);
+CREATE INDEX alerts_rule_time ON alerts (rule, time_ns);
+CREATE INDEX alerts_event ON alerts (event_id);
+
+CREATE TABLE rule_files (
+    name       TEXT PRIMARY KEY,
+    content    TEXT    NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
+
+CREATE TABLE policies (
+    name       TEXT PRIMARY KEY,
+    enabled    INTEGER NOT NULL,
+    scope_json TEXT    NOT NULL,
+    rules_json TEXT    NOT NULL,
+    builtin    INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL
+);
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -1,0 +1,522 @@
+//! Searches, counts, groupings and histograms over events and alerts.
+//!
+//! Filters become a `WHERE` clause with anonymous `?` parameters, in text order. Newest-first
+//! listings order by `(time_ns, id)` descending and continue after a cursor with a row-value
+//! comparison, which SQLite answers from the `(field, time_ns)` and `(time_ns)` indexes (their
+//! entries end with the rowid, so the order needs no sort).
+
+use kaudit_model::{Level, Priority, Stage};
+use kaudit_store::{
+    AlertFields, AlertFilter, AlertGroupField, AlertId, Cursor, EventFields, EventFilter, EventGroupField,
+    EventId, FullEvent, GroupCount, HistogramBucket, IntakeId, Page, PageRequest, Result, StoreError,
+    StoredAlert, StoredEvent, UserMatch,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+
+/// A `WHERE` clause under construction.
+#[derive(Default)]
+struct Where {
+    conditions: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Where {
+    fn add(&mut self, condition: impl Into<String>, params: impl IntoIterator<Item = Value>) {
+        self.conditions.push(condition.into());
+        self.params.extend(params);
+    }
+
+    fn equals(&mut self, column: &str, value: &Option<String>) {
+        if let Some(value) = value {
+            self.add(format!("{column} = ?"), [Value::Text(value.clone())]);
+        }
+    }
+
+    fn time(&mut self, column: &str, range: &kaudit_store::TimeRange) {
+        if let Some(from) = range.from_ns {
+            self.add(format!("{column} >= ?"), [Value::Integer(from)]);
+        }
+        if let Some(to) = range.to_ns {
+            self.add(format!("{column} < ?"), [Value::Integer(to)]);
+        }
+    }
+
+    fn cursor(&mut self, time_column: &str, id_column: &str, cursor: Option<Cursor>) {
+        if let Some(c) = cursor {
+            self.add(
+                format!("({time_column}, {id_column}) < (?, ?)"),
+                [Value::Integer(c.time_ns), Value::Integer(c.id)],
+            );
+        }
+    }
+
+    fn sql(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
+/// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
+fn like_contains(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// An FTS5 query that every row containing `text` (case-insensitively) matches: the AND of
+/// its distinct trigrams, each quoted. `None` when `text` is shorter than a trigram.
+fn trigram_query(text: &str) -> Option<String> {
+    const MAX_TRIGRAMS: usize = 12;
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < 3 {
+        return None;
+    }
+    let mut grams: Vec<String> = Vec::new();
+    for window in chars.windows(3) {
+        let gram: String = window.iter().flat_map(|c| c.to_lowercase()).collect();
+        if !grams.contains(&gram) {
+            grams.push(gram);
+        }
+    }
+    // A few trigrams spread over the text narrow the candidates as well as all of them; the
+    // LIKE check on the row does the rest.
+    if grams.len() > MAX_TRIGRAMS {
+        let step = grams.len() as f64 / MAX_TRIGRAMS as f64;
+        grams = (0..MAX_TRIGRAMS)
+            .filter_map(|i| grams.get((i as f64 * step) as usize).cloned())
+            .collect();
+    }
+    let quoted: Vec<String> = grams
+        .iter()
+        .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+        .collect();
+    Some(quoted.join(" AND "))
+}
+
+fn event_where(filter: &EventFilter) -> Where {
+    let mut w = Where::default();
+    w.time("e.time_ns", &filter.time);
+    w.equals("e.cluster", &filter.cluster);
+    match &filter.user {
+        Some(UserMatch::Exact(user)) => w.add("e.username = ?", [Value::Text(user.clone())]),
+        Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
+            // The range lets the (username, time) index find the prefix; the substr check makes
+            // it exact.
+            w.add(
+                "e.username >= ? AND e.username < ? AND substr(e.username, 1, ?) = ?",
+                [
+                    Value::Text(prefix.clone()),
+                    Value::Text(format!("{prefix}\u{10FFFF}")),
+                    Value::Integer(prefix.chars().count() as i64),
+                    Value::Text(prefix.clone()),
+                ],
+            );
+        }
+        Some(UserMatch::Prefix(_)) | None => {}
+    }
+    if let Some(group) = &filter.group {
+        let quoted = serde_json::to_string(group).unwrap_or_default();
+        w.add(
+            "instr(e.groups_json, ?) > 0 AND EXISTS (SELECT 1 FROM json_each(e.groups_json) WHERE value = ?)",
+            [Value::Text(quoted), Value::Text(group.clone())],
+        );
+    }
+    w.equals("e.verb", &filter.verb);
+    w.equals("e.resource", &filter.resource);
+    w.equals("e.subresource", &filter.subresource);
+    w.equals("e.namespace", &filter.namespace);
+    w.equals("e.name", &filter.name);
+    w.equals("e.source_ip", &filter.source_ip);
+    if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
+        w.add(
+            "e.user_agent LIKE ? ESCAPE '\\'",
+            [Value::Text(like_contains(agent))],
+        );
+    }
+    if let Some(code) = filter.response_code {
+        w.add("e.response_code = ?", [Value::Integer(i64::from(code))]);
+    }
+    w.equals("e.decision", &filter.decision);
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+        let pattern = like_contains(text);
+        if let Some(query) = trigram_query(text) {
+            w.add(
+                "e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)",
+                [Value::Text(query)],
+            );
+        }
+        w.add(
+            "(e.request_uri LIKE ? ESCAPE '\\' OR e.name LIKE ? ESCAPE '\\')",
+            [Value::Text(pattern.clone()), Value::Text(pattern)],
+        );
+    }
+    w
+}
+
+fn alert_where(filter: &AlertFilter) -> Where {
+    let mut w = Where::default();
+    w.time("a.time_ns", &filter.time);
+    if let Some(min) = filter.min_priority {
+        w.add("a.priority <= ?", [Value::Integer(i64::from(min.number()))]);
+    }
+    w.equals("a.rule", &filter.rule);
+    w.equals("a.policy", &filter.policy);
+    w.equals("a.cluster", &filter.cluster);
+    w.equals("a.namespace", &filter.namespace);
+    w.equals("a.username", &filter.user);
+    w
+}
+
+const EVENT_COLUMNS: &str =
+    "e.id, e.time_ns, e.received_ns, e.cluster, e.intake_id, e.audit_id, e.stage, e.digest,
+    e.verb, e.username, e.groups_json, e.impersonated_user, e.resource, e.subresource, e.namespace, e.name,
+    e.api_group, e.source_ip, e.user_agent, e.response_code, e.decision, e.request_uri, e.level";
+
+const ALERT_COLUMNS: &str = "a.id, a.event_id, a.time_ns, a.rule, a.priority, a.output, a.output_fields_json,
+    a.tags_json, a.policy, a.cluster, a.namespace, a.username, a.source";
+
+fn sql_error(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(context, e)
+}
+
+fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads the columns of [`EVENT_COLUMNS`] from a row.
+fn event_from_row(row: &Row<'_>) -> Result<StoredEvent> {
+    let get = |e: rusqlite::Error| corrupt("events", e);
+    let stage: String = row.get(6).map_err(get)?;
+    let digest: Vec<u8> = row.get(7).map_err(get)?;
+    let groups_json: String = row.get(10).map_err(get)?;
+    let level: String = row.get(22).map_err(get)?;
+    Ok(StoredEvent {
+        id: EventId(row.get(0).map_err(get)?),
+        fields: EventFields {
+            time_ns: row.get(1).map_err(get)?,
+            received_ns: row.get(2).map_err(get)?,
+            cluster: row.get(3).map_err(get)?,
+            intake_id: row.get::<_, Option<i64>>(4).map_err(get)?.map(IntakeId),
+            audit_id: row.get(5).map_err(get)?,
+            stage: stage.parse::<Stage>().map_err(|e| corrupt("events.stage", e))?,
+            digest: digest
+                .try_into()
+                .map_err(|_| corrupt("events.digest", "not 32 bytes"))?,
+            verb: row.get(8).map_err(get)?,
+            username: row.get(9).map_err(get)?,
+            groups: serde_json::from_str(&groups_json).map_err(|e| corrupt("events.groups_json", e))?,
+            impersonated_user: row.get(11).map_err(get)?,
+            resource: row.get(12).map_err(get)?,
+            subresource: row.get(13).map_err(get)?,
+            namespace: row.get(14).map_err(get)?,
+            name: row.get(15).map_err(get)?,
+            api_group: row.get(16).map_err(get)?,
+            source_ip: row.get(17).map_err(get)?,
+            user_agent: row.get(18).map_err(get)?,
+            response_code: row.get(19).map_err(get)?,
+            decision: row.get(20).map_err(get)?,
+            request_uri: row.get(21).map_err(get)?,
+            level: level.parse::<Level>().map_err(|e| corrupt("events.level", e))?,
+        },
+    })
+}
+
+/// Reads the columns of [`ALERT_COLUMNS`] from a row.
+fn alert_from_row(row: &Row<'_>) -> Result<StoredAlert> {
+    let get = |e: rusqlite::Error| corrupt("alerts", e);
+    let priority: i64 = row.get(4).map_err(get)?;
+    let tags_json: String = row.get(7).map_err(get)?;
+    Ok(StoredAlert {
+        id: AlertId(row.get(0).map_err(get)?),
+        event_id: EventId(row.get(1).map_err(get)?),
+        fields: AlertFields {
+            time_ns: row.get(2).map_err(get)?,
+            rule: row.get(3).map_err(get)?,
+            priority: u8::try_from(priority)
+                .ok()
+                .and_then(Priority::from_number)
+                .ok_or_else(|| corrupt("alerts.priority", priority))?,
+            output: row.get(5).map_err(get)?,
+            output_fields_json: row.get(6).map_err(get)?,
+            tags: serde_json::from_str(&tags_json).map_err(|e| corrupt("alerts.tags_json", e))?,
+            policy: row.get(8).map_err(get)?,
+            cluster: row.get(9).map_err(get)?,
+            namespace: row.get(10).map_err(get)?,
+            username: row.get(11).map_err(get)?,
+            source: row.get(12).map_err(get)?,
+        },
+    })
+}
+
+/// Runs a newest-first page query and computes the next cursor.
+fn page_query<T>(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+    limit: u32,
+    read: impl Fn(&Row<'_>) -> Result<T>,
+    position: impl Fn(&T) -> Cursor,
+) -> Result<Page<T>> {
+    let mut statement = conn
+        .prepare_cached(sql)
+        .map_err(sql_error("preparing a search"))?;
+    let mut rows = statement
+        .query(params_from_iter(params))
+        .map_err(sql_error("running a search"))?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error("reading search results"))? {
+        items.push(read(row)?);
+    }
+    // One row more than asked tells whether there is a next page.
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if more { items.last().map(position) } else { None };
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) fn search_events(
+    conn: &Connection,
+    filter: &EventFilter,
+    page: PageRequest,
+) -> Result<Page<StoredEvent>> {
+    let limit = page.checked_limit()?;
+    let mut w = event_where(filter);
+    w.cursor("e.time_ns", "e.id", page.cursor);
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events e{} ORDER BY e.time_ns DESC, e.id DESC LIMIT {}",
+        w.sql(),
+        u64::from(limit) + 1
+    );
+    page_query(conn, &sql, w.params, limit, event_from_row, |e| Cursor {
+        time_ns: e.fields.time_ns,
+        id: e.id.0,
+    })
+}
+
+fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
+    let mut statement = conn.prepare_cached(sql).map_err(sql_error("preparing a count"))?;
+    let n: i64 = statement
+        .query_row(params_from_iter(params), |r| r.get(0))
+        .map_err(sql_error("counting"))?;
+    Ok(n.max(0) as u64)
+}
+
+pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> Result<u64> {
+    let w = event_where(filter);
+    count(
+        conn,
+        &format!("SELECT COUNT(*) FROM events e{}", w.sql()),
+        w.params,
+    )
+}
+
+pub(crate) fn get_event(conn: &Connection, id: EventId) -> Result<Option<FullEvent>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS}, r.raw FROM events e JOIN event_raw r ON r.id = e.id WHERE e.id = ?1"
+    );
+    let mut statement = conn
+        .prepare_cached(&sql)
+        .map_err(sql_error("preparing an event lookup"))?;
+    let found = statement
+        .query_row([id.0], |row| {
+            let raw: Vec<u8> = row.get(23)?;
+            Ok((event_from_row(row), raw))
+        })
+        .optional()
+        .map_err(sql_error("reading an event"))?;
+    let Some((event, raw)) = found else {
+        return Ok(None);
+    };
+    let event = event?;
+    let bytes = zstd::decode_all(&raw[..]).map_err(|e| corrupt("event_raw.raw", e))?;
+    let raw_json = String::from_utf8(bytes).map_err(|e| corrupt("event_raw.raw", e))?;
+    Ok(Some(FullEvent { event, raw_json }))
+}
+
+fn grouped(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<GroupCount>> {
+    let mut statement = conn
+        .prepare_cached(sql)
+        .map_err(sql_error("preparing a grouped count"))?;
+    let rows = statement
+        .query_map(params_from_iter(params), |r| {
+            Ok((r.get::<_, Value>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(sql_error("running a grouped count"))?;
+    let mut groups = Vec::new();
+    for row in rows {
+        let (key, n) = row.map_err(sql_error("reading a grouped count"))?;
+        let key = match key {
+            Value::Null => None,
+            Value::Integer(i) => Some(i.to_string()),
+            Value::Real(f) => Some(f.to_string()),
+            Value::Text(t) => Some(t),
+            Value::Blob(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        };
+        groups.push(GroupCount {
+            key,
+            count: n.max(0) as u64,
+        });
+    }
+    Ok(groups)
+}
+
+pub(crate) fn group_events(
+    conn: &Connection,
+    filter: &EventFilter,
+    field: EventGroupField,
+    limit: u32,
+) -> Result<Vec<GroupCount>> {
+    let column = match field {
+        EventGroupField::User => "e.username",
+        EventGroupField::Verb => "e.verb",
+        EventGroupField::Resource => "e.resource",
+        EventGroupField::Namespace => "e.namespace",
+        EventGroupField::SourceIp => "e.source_ip",
+        EventGroupField::ResponseCode => "e.response_code",
+        EventGroupField::Cluster => "e.cluster",
+        EventGroupField::Decision => "e.decision",
+        EventGroupField::UserAgent => "e.user_agent",
+    };
+    let w = event_where(filter);
+    let sql = format!(
+        "SELECT {column} AS k, COUNT(*) AS n FROM events e{} GROUP BY k ORDER BY n DESC, k ASC NULLS FIRST LIMIT {}",
+        w.sql(),
+        limit.min(PageRequest::MAX_LIMIT)
+    );
+    grouped(conn, &sql, w.params)
+}
+
+fn histogram(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<HistogramBucket>> {
+    let mut statement = conn
+        .prepare_cached(sql)
+        .map_err(sql_error("preparing a histogram"))?;
+    let rows = statement
+        .query_map(params_from_iter(params), |r| {
+            Ok(HistogramBucket {
+                start_ns: r.get(0)?,
+                count: r.get::<_, i64>(1)?.max(0) as u64,
+            })
+        })
+        .map_err(sql_error("running a histogram"))?;
+    rows.map(|r| r.map_err(sql_error("reading a histogram")))
+        .collect()
+}
+
+/// The SQL expression of the bucket start for `column` (floor division, also before 1970).
+fn bucket_expression(column: &str, bucket_ns: i64) -> String {
+    format!(
+        "({column} - ({column} % {bucket_ns}) - (CASE WHEN {column} % {bucket_ns} < 0 THEN {bucket_ns} ELSE 0 END))"
+    )
+}
+
+pub(crate) fn histogram_events(
+    conn: &Connection,
+    filter: &EventFilter,
+    bucket_ns: i64,
+) -> Result<Vec<HistogramBucket>> {
+    let bucket_ns = HistogramBucket::check_width(bucket_ns)?;
+    let w = event_where(filter);
+    let sql = format!(
+        "SELECT {} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",
+        bucket_expression("e.time_ns", bucket_ns),
+        w.sql()
+    );
+    histogram(conn, &sql, w.params)
+}
+
+pub(crate) fn search_alerts(
+    conn: &Connection,
+    filter: &AlertFilter,
+    page: PageRequest,
+) -> Result<Page<StoredAlert>> {
+    let limit = page.checked_limit()?;
+    let mut w = alert_where(filter);
+    w.cursor("a.time_ns", "a.id", page.cursor);
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts a{} ORDER BY a.time_ns DESC, a.id DESC LIMIT {}",
+        w.sql(),
+        u64::from(limit) + 1
+    );
+    page_query(conn, &sql, w.params, limit, alert_from_row, |a| Cursor {
+        time_ns: a.fields.time_ns,
+        id: a.id.0,
+    })
+}
+
+pub(crate) fn count_alerts(conn: &Connection, filter: &AlertFilter) -> Result<u64> {
+    let w = alert_where(filter);
+    count(
+        conn,
+        &format!("SELECT COUNT(*) FROM alerts a{}", w.sql()),
+        w.params,
+    )
+}
+
+pub(crate) fn group_alerts(
+    conn: &Connection,
+    filter: &AlertFilter,
+    field: AlertGroupField,
+    limit: u32,
+) -> Result<Vec<GroupCount>> {
+    let w = alert_where(filter);
+    let limit = limit.min(PageRequest::MAX_LIMIT);
+    if field == AlertGroupField::Priority {
+        // Grouped by number, keyed by Falco's name.
+        let sql = format!(
+            "SELECT a.priority AS k, COUNT(*) AS n FROM alerts a{} GROUP BY k ORDER BY n DESC, k ASC LIMIT {limit}",
+            w.sql()
+        );
+        let mut groups = grouped(conn, &sql, w.params)?;
+        for group in &mut groups {
+            let name = group
+                .key
+                .as_deref()
+                .and_then(|k| k.parse::<u8>().ok())
+                .and_then(Priority::from_number)
+                .map(|p| p.falco_name().to_owned());
+            group.key = name;
+        }
+        return Ok(groups);
+    }
+    let column = match field {
+        AlertGroupField::Rule => "a.rule",
+        AlertGroupField::Cluster => "a.cluster",
+        AlertGroupField::Namespace => "a.namespace",
+        AlertGroupField::User => "a.username",
+        AlertGroupField::Policy | AlertGroupField::Priority => "a.policy",
+    };
+    let sql = format!(
+        "SELECT {column} AS k, COUNT(*) AS n FROM alerts a{} GROUP BY k ORDER BY n DESC, k ASC NULLS FIRST LIMIT {limit}",
+        w.sql()
+    );
+    grouped(conn, &sql, w.params)
+}
+
+pub(crate) fn histogram_alerts(
+    conn: &Connection,
+    filter: &AlertFilter,
+    bucket_ns: i64,
+) -> Result<Vec<HistogramBucket>> {
+    let bucket_ns = HistogramBucket::check_width(bucket_ns)?;
+    let w = alert_where(filter);
+    let sql = format!(
+        "SELECT {} AS b, COUNT(*) FROM alerts a{} GROUP BY b ORDER BY b",
+        bucket_expression("a.time_ns", bucket_ns),
+        w.sql()
+    );
+    histogram(conn, &sql, w.params)
+}

@@ -1,0 +1,209 @@
+//! Tests of the SQLite backend: the shared contract suite, migrations, group commit and
+//! reopening a database.
+
+use std::sync::Arc;
+
+use kaudit_store::prelude::*;
+use kaudit_store::testsuite::{Harness, T0, event};
+use kaudit_store::{EventFilter, StoreError};
+use rusqlite::Connection;
+
+use crate::migrations::{self, Migration};
+use crate::{Durability, SqliteConfig, SqliteStore};
+
+/// A store in its own temporary directory.
+struct SqliteHarness {
+    store: SqliteStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness for SqliteHarness {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+
+    fn fail_inserts_of(&self, audit_id: &str) {
+        let conn = Connection::open(self.store.path()).unwrap_or_else(|e| panic!("open: {e}"));
+        let sql = format!(
+            "CREATE TRIGGER IF NOT EXISTS fail_{n} BEFORE INSERT ON events WHEN NEW.audit_id = '{audit_id}'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            n = audit_id.len()
+        );
+        conn.execute_batch(&sql)
+            .unwrap_or_else(|e| panic!("trigger: {e}"));
+    }
+}
+
+fn open_harness() -> Option<SqliteHarness> {
+    Some(open_with(SqliteConfig::default()))
+}
+
+fn open_with(config: SqliteConfig) -> SqliteHarness {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let store =
+        SqliteStore::open(dir.path().join("kaudit.db"), config).unwrap_or_else(|e| panic!("open: {e}"));
+    SqliteHarness { store, _dir: dir }
+}
+
+kaudit_store::store_contract_tests!(open_harness);
+
+/// Runs `migrations` on a fresh database and returns the outcome and the tables present.
+fn check_migrate(steps: &[&[Migration]]) -> (Vec<Result<i64, String>>, Vec<String>) {
+    let mut conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("open: {e}"));
+    let results = steps
+        .iter()
+        .map(|m| migrations::migrate(&mut conn, m).map_err(|e| e.to_string()))
+        .collect::<Vec<_>>();
+    let mut statement = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .unwrap_or_else(|e| panic!("prepare: {e}"));
+    let tables = statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| panic!("tables: {e}"));
+    (results, tables)
+}
+
+const STEP_A: Migration = Migration {
+    version: 1,
+    name: "a",
+    sql: "CREATE TABLE a (x INTEGER);",
+};
+const STEP_B: Migration = Migration {
+    version: 2,
+    name: "b",
+    sql: "CREATE TABLE b (x INTEGER);",
+};
+const STEP_BAD: Migration = Migration {
+    version: 3,
+    name: "bad",
+    sql: "CREATE TABLE c (x INTEGER); NOT SQL;",
+};
+
+#[test]
+fn migrations_apply_in_order_once_and_atomically() {
+    let shipped = migrations::MIGRATIONS.last().map_or(0, |m| m.version);
+    type Case<'a> = (&'a str, Vec<&'a [Migration]>, Vec<Result<i64, String>>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "fresh",
+            vec![&[STEP_A, STEP_B]],
+            vec![Ok(2)],
+            vec!["a", "b", "schema_migrations"],
+        ),
+        (
+            "upgrade from 1",
+            vec![&[STEP_A], &[STEP_A, STEP_B]],
+            vec![Ok(1), Ok(2)],
+            vec!["a", "b", "schema_migrations"],
+        ),
+        (
+            "rerun is a no-op",
+            vec![&[STEP_A], &[STEP_A]],
+            vec![Ok(1), Ok(1)],
+            vec!["a", "schema_migrations"],
+        ),
+        (
+            "a failing step rolls back every pending step",
+            vec![&[STEP_A], &[STEP_A, STEP_B, STEP_BAD]],
+            vec![Ok(1), Err("migration 3 (bad) failed".to_owned())],
+            vec!["a", "schema_migrations"],
+        ),
+        (
+            "a newer database is refused",
+            vec![&[STEP_A, STEP_B], &[STEP_A]],
+            vec![
+                Ok(2),
+                Err("database schema version 2 is newer than the newest this build knows (1)".to_owned()),
+            ],
+            vec!["a", "b", "schema_migrations"],
+        ),
+    ];
+    for (name, steps, want_results, want_tables) in cases {
+        let (results, tables) = check_migrate(&steps);
+        assert_eq!(results, want_results, "{name}");
+        assert_eq!(tables, want_tables, "{name}");
+    }
+    let (results, _) = check_migrate(&[migrations::MIGRATIONS]);
+    assert_eq!(
+        results,
+        vec![Ok(shipped)],
+        "the shipped migrations apply to an empty database"
+    );
+}
+
+#[test]
+fn data_survives_reopen_and_schema_is_not_reapplied() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("kaudit.db");
+    for config in [
+        SqliteConfig::default(),
+        SqliteConfig {
+            durability: Durability::Normal,
+            ..SqliteConfig::default()
+        },
+    ] {
+        let store = SqliteStore::open(&path, config).unwrap_or_else(|e| panic!("open: {e}"));
+        let n = store
+            .count_events(&EventFilter::default())
+            .unwrap_or_else(|e| panic!("count: {e}"));
+        let audit_id = format!("e{n}");
+        let outcome = store
+            .insert_batch(&[event("c", &audit_id, T0)], &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        assert_eq!(outcome.new_count(), 1);
+        assert_eq!(
+            store.schema_version().ok(),
+            migrations::MIGRATIONS.last().map(|m| m.version)
+        );
+    }
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+    assert_eq!(store.count_events(&EventFilter::default()).ok(), Some(2));
+}
+
+#[test]
+fn group_commit_isolates_a_failing_batch_from_concurrent_ones() {
+    // Many threads insert at once so that batches share commits; every other batch of one
+    // thread fails inside the database. The good batches are all stored, the bad ones not at all.
+    let harness = open_with(SqliteConfig {
+        max_jobs_per_commit: 16,
+        ..SqliteConfig::default()
+    });
+    harness.fail_inserts_of("boom");
+    let store = Arc::new(harness);
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let mut stored = 0;
+                for b in 0..20 {
+                    let mut events: Vec<_> = (0..25)
+                        .map(|i| event("c", &format!("t{t}-b{b}-{i}"), T0 + i))
+                        .collect();
+                    let fails = t == 0 && b % 2 == 0;
+                    if fails {
+                        events.push(event("c", "boom", T0));
+                    }
+                    match store.store().insert_batch(&events, &[]) {
+                        Ok(outcome) if !fails => stored += outcome.new_count(),
+                        Err(StoreError::Backend { .. }) if fails => {}
+                        other => panic!("thread {t} batch {b}: unexpected {other:?}"),
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    let stored: usize = threads
+        .into_iter()
+        .map(|t| t.join().unwrap_or_else(|_| panic!("thread panicked")))
+        .sum();
+    assert_eq!(stored, 25 * (6 * 20 - 10));
+    let count = store
+        .store()
+        .count_events(&EventFilter::default())
+        .unwrap_or_else(|e| panic!("count: {e}"));
+    assert_eq!(count, stored as u64);
+}

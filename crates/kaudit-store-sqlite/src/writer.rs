@@ -1,0 +1,456 @@
+//! The writer thread: one connection, a bounded request queue, group commit with one savepoint
+//! per request; and the write operations that run on it (batches, retention).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use kaudit_store::{
+    AlertFields, BatchOutcome, EventFields, EventId, Insertion, NewAlert, NewEvent, Purged, Result,
+    StoreError,
+};
+use rusqlite::{Connection, params};
+
+use crate::SqliteConfig;
+
+/// A write request: runs inside the group transaction, answered after the commit.
+trait Job: Send {
+    /// Runs the request; false when it failed (its savepoint is rolled back).
+    fn run(&mut self, writer: &mut Writer) -> bool;
+    /// Answers the caller once the group's commit is known (`Err` holds the commit error text).
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>);
+}
+
+/// A closure request with its reply channel.
+struct Call<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: SyncSender<Result<T>>,
+}
+
+impl<T, F> Job for Call<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Writer) -> Result<T> + Send,
+{
+    fn run(&mut self, writer: &mut Writer) -> bool {
+        let result = match self.work.take() {
+            Some(work) => work(writer),
+            None => Err(StoreError::Closed),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: std::result::Result<(), String>) {
+        let answer = match (self.result, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(reason)) => Err(StoreError::backend("committing", CommitFailed(reason))),
+            (None, _) => Err(StoreError::Closed),
+        };
+        // The caller may have gone away (it never does today: it blocks on this channel).
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The commit of a group failed; every request of the group gets this.
+#[derive(Debug)]
+struct CommitFailed(String);
+
+impl std::fmt::Display for CommitFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "commit failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for CommitFailed {}
+
+/// The caller's side of the writer thread.
+pub(crate) struct WriterHandle {
+    sender: Mutex<Option<SyncSender<Box<dyn Job>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl WriterHandle {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection, config: &SqliteConfig) -> Result<WriterHandle> {
+        let (sender, receiver) = sync_channel::<Box<dyn Job>>(config.queue_depth.max(1));
+        let max_jobs = config.max_jobs_per_commit.max(1);
+        let writer = Writer { conn };
+        let thread = std::thread::Builder::new()
+            .name("kaudit-sqlite-writer".to_owned())
+            .spawn(move || run(writer, receiver, max_jobs))
+            .map_err(|e| StoreError::backend("starting the writer thread", e))?;
+        Ok(WriterHandle {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs `work` on the writer thread inside the next group transaction and returns its
+    /// result once that transaction committed.
+    pub(crate) fn call<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = sync_channel(1);
+        let job: Box<dyn Job> = Box::new(Call {
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        let sender = match self.sender.lock() {
+            Ok(guard) => guard.clone().ok_or(StoreError::Closed)?,
+            Err(_) => return Err(StoreError::Closed),
+        };
+        match sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(job)) => sender.send(job).map_err(|_| StoreError::Closed)?,
+            Err(TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Ok(mut thread) = self.thread.lock()
+            && let Some(thread) = thread.take()
+        {
+            // A panic on the writer thread has already answered every caller with `Closed`.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread's loop: take what is queued, run it in one transaction, commit, answer.
+fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < max_jobs {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = writer.run_group(&mut jobs);
+        for job in jobs {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+/// The writer connection and the operations that run on it.
+pub(crate) struct Writer {
+    conn: Connection,
+}
+
+impl Writer {
+    /// The connection, for admin writes.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `jobs` in one transaction, each in its own savepoint; returns the commit result.
+    fn run_group(&mut self, jobs: &mut [Box<dyn Job>]) -> std::result::Result<(), String> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string())?;
+        let outcome = (|| {
+            for job in jobs.iter_mut() {
+                self.conn
+                    .execute_batch("SAVEPOINT job")
+                    .map_err(|e| e.to_string())?;
+                let ok = job.run(self);
+                if !ok {
+                    self.conn
+                        .execute_batch("ROLLBACK TO job")
+                        .map_err(|e| e.to_string())?;
+                }
+                self.conn
+                    .execute_batch("RELEASE job")
+                    .map_err(|e| e.to_string())?;
+            }
+            self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
+        })();
+        if outcome.is_err() && !self.conn.is_autocommit() {
+            // The transaction is abandoned; nothing of the group is stored.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        outcome
+    }
+
+    /// Stores an encoded batch (inside the caller's savepoint).
+    pub(crate) fn insert_batch(&mut self, batch: &EncodedBatch) -> Result<BatchOutcome> {
+        let fail = |e| StoreError::backend("inserting a batch", e);
+        let mut insert_event = self.conn.prepare_cached(INSERT_EVENT).map_err(fail)?;
+        let mut insert_raw = self
+            .conn
+            .prepare_cached("INSERT INTO event_raw (id, raw) VALUES (?1, ?2)")
+            .map_err(fail)?;
+        let mut insert_text = self
+            .conn
+            .prepare_cached("INSERT INTO events_text (rowid, request_uri, name) VALUES (?1, ?2, ?3)")
+            .map_err(fail)?;
+        let mut outcome = Vec::with_capacity(batch.events.len());
+        let mut per_intake: HashMap<i64, (i64, i64)> = HashMap::new();
+        for event in &batch.events {
+            let f = &event.fields;
+            let inserted = insert_event
+                .execute(params![
+                    f.time_ns,
+                    f.received_ns,
+                    f.cluster,
+                    f.intake_id.map(|i| i.0),
+                    f.audit_id,
+                    f.stage.as_str(),
+                    &f.digest[..],
+                    &event.dedupe[..],
+                    f.verb,
+                    f.username,
+                    event.groups_json,
+                    f.impersonated_user,
+                    f.resource,
+                    f.subresource,
+                    f.namespace,
+                    f.name,
+                    f.api_group,
+                    f.source_ip,
+                    f.user_agent,
+                    f.response_code,
+                    f.decision,
+                    f.request_uri,
+                    f.level.as_str(),
+                ])
+                .map_err(fail)?;
+            if inserted == 0 {
+                outcome.push(Insertion::Duplicate);
+                continue;
+            }
+            let id = self.conn.last_insert_rowid();
+            insert_raw.execute(params![id, event.raw_zstd]).map_err(fail)?;
+            insert_text
+                .execute(params![id, f.request_uri, f.name])
+                .map_err(fail)?;
+            if let Some(intake) = f.intake_id {
+                let entry = per_intake.entry(intake.0).or_insert((0, f.time_ns));
+                entry.0 += 1;
+                entry.1 = entry.1.max(f.time_ns);
+            }
+            outcome.push(Insertion::New(EventId(id)));
+        }
+        let mut alerts_stored = 0;
+        if !batch.alerts.is_empty() {
+            let mut insert_alert = self.conn.prepare_cached(INSERT_ALERT).map_err(fail)?;
+            for alert in &batch.alerts {
+                let Some(Insertion::New(event_id)) = outcome.get(alert.event_index) else {
+                    continue;
+                };
+                let a = &alert.fields;
+                insert_alert
+                    .execute(params![
+                        event_id.0,
+                        a.time_ns,
+                        a.rule,
+                        a.priority.number(),
+                        a.output,
+                        a.output_fields_json,
+                        alert.tags_json,
+                        a.policy,
+                        a.cluster,
+                        a.namespace,
+                        a.username,
+                        a.source,
+                    ])
+                    .map_err(fail)?;
+                alerts_stored += 1;
+            }
+        }
+        if !per_intake.is_empty() {
+            let mut update = self
+                .conn
+                .prepare_cached(
+                    "UPDATE intakes SET event_count = event_count + ?2,
+                         last_event_ns = MAX(COALESCE(last_event_ns, ?3), ?3)
+                     WHERE id = ?1",
+                )
+                .map_err(fail)?;
+            for (intake, (count, last)) in per_intake {
+                update.execute(params![intake, count, last]).map_err(fail)?;
+            }
+        }
+        Ok(BatchOutcome {
+            events: outcome,
+            alerts_stored,
+        })
+    }
+
+    /// Deletes one retention chunk (inside the caller's savepoint).
+    pub(crate) fn purge_chunk(&mut self, cutoff_ns: i64, max_events: u32) -> Result<Purged> {
+        let fail = |e| StoreError::backend("deleting old events", e);
+        let limit = i64::from(max_events.max(1));
+        self.conn
+            .execute(
+                "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id INTEGER PRIMARY KEY);
+                 ",
+                [],
+            )
+            .map_err(fail)?;
+        self.conn
+            .execute("DELETE FROM temp.purge_ids", [])
+            .map_err(fail)?;
+        self.conn
+            .execute(
+                "INSERT INTO temp.purge_ids (id)
+                 SELECT id FROM events WHERE time_ns < ?1 ORDER BY time_ns LIMIT ?2",
+                params![cutoff_ns, limit],
+            )
+            .map_err(fail)?;
+        let mut purged = Purged::default();
+        purged.alerts += self
+            .conn
+            .execute(
+                "DELETE FROM alerts WHERE event_id IN (SELECT id FROM temp.purge_ids)",
+                [],
+            )
+            .map_err(fail)? as u64;
+        self.conn
+            .execute(
+                "DELETE FROM events_text WHERE rowid IN (SELECT id FROM temp.purge_ids)",
+                [],
+            )
+            .map_err(fail)?;
+        self.conn
+            .execute(
+                "DELETE FROM event_raw WHERE id IN (SELECT id FROM temp.purge_ids)",
+                [],
+            )
+            .map_err(fail)?;
+        purged.events += self
+            .conn
+            .execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM temp.purge_ids)",
+                [],
+            )
+            .map_err(fail)? as u64;
+        purged.alerts += self
+            .conn
+            .execute(
+                "DELETE FROM alerts WHERE id IN
+                     (SELECT id FROM alerts WHERE time_ns < ?1 ORDER BY time_ns LIMIT ?2)",
+                params![cutoff_ns, limit],
+            )
+            .map_err(fail)? as u64;
+        self.conn
+            .execute("DELETE FROM temp.purge_ids", [])
+            .map_err(fail)?;
+        Ok(purged)
+    }
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (
+        time_ns, received_ns, cluster, intake_id, audit_id, stage, digest, dedupe, verb, username,
+        groups_json, impersonated_user, resource, subresource, namespace, name, api_group, source_ip,
+        user_agent, response_code, decision, request_uri, level)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+        ?21, ?22, ?23)
+    ON CONFLICT (dedupe) DO NOTHING";
+
+const INSERT_ALERT: &str = "INSERT INTO alerts (
+        event_id, time_ns, rule, priority, output, output_fields_json, tags_json, policy, cluster,
+        namespace, username, source)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// A batch prepared on the caller's thread: owned, compressed, keyed.
+pub(crate) struct EncodedBatch {
+    events: Vec<EncodedEvent>,
+    alerts: Vec<EncodedAlert>,
+}
+
+struct EncodedEvent {
+    fields: EventFields,
+    dedupe: [u8; 16],
+    groups_json: String,
+    raw_zstd: Vec<u8>,
+}
+
+struct EncodedAlert {
+    event_index: usize,
+    fields: AlertFields,
+    tags_json: String,
+}
+
+thread_local! {
+    /// A zstd compressor per calling thread, with its level, reused across batches.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// Checks a batch and prepares it for the writer thread: alert positions in range, raw events
+/// compressed, dedupe keys computed.
+pub(crate) fn encode_batch(
+    events: &[NewEvent],
+    alerts: &[NewAlert],
+    zstd_level: i32,
+) -> Result<EncodedBatch> {
+    for (position, alert) in alerts.iter().enumerate() {
+        if alert.event_index >= events.len() {
+            return Err(StoreError::InvalidBatch {
+                position,
+                reason: format!(
+                    "alert refers to event {} but the batch has {} events",
+                    alert.event_index,
+                    events.len()
+                ),
+            });
+        }
+    }
+    let encoded_events = COMPRESSOR.with(|cell| -> Result<Vec<EncodedEvent>> {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(level, _)| *level != zstd_level) {
+            let compressor = zstd::bulk::Compressor::new(zstd_level)
+                .map_err(|e| StoreError::backend("creating the zstd compressor", e))?;
+            *slot = Some((zstd_level, compressor));
+        }
+        let Some((_, compressor)) = slot.as_mut() else {
+            return Err(StoreError::Closed);
+        };
+        events
+            .iter()
+            .map(|event| {
+                Ok(EncodedEvent {
+                    dedupe: event.fields.dedupe_key(),
+                    groups_json: json_string_array(&event.fields.groups),
+                    raw_zstd: compressor
+                        .compress(event.raw_json.as_bytes())
+                        .map_err(|e| StoreError::backend("compressing a raw event", e))?,
+                    fields: event.fields.clone(),
+                })
+            })
+            .collect()
+    })?;
+    let encoded_alerts = alerts
+        .iter()
+        .map(|alert| EncodedAlert {
+            event_index: alert.event_index,
+            fields: alert.fields.clone(),
+            tags_json: json_string_array(&alert.fields.tags),
+        })
+        .collect();
+    Ok(EncodedBatch {
+        events: encoded_events,
+        alerts: encoded_alerts,
+    })
+}
+
+/// A JSON array of strings.
+pub(crate) fn json_string_array(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
