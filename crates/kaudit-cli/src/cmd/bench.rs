@@ -67,7 +67,7 @@ fn generate(args: &GenerateArgs) -> anyhow::Result<ExitCode> {
         bytes += line.len() as u64;
     }
     out.flush().context("cannot write the log")?;
-    let mean = if args.events == 0 { 0 } else { bytes / args.events };
+    let mean = bytes.checked_div(args.events).unwrap_or(0);
     eprintln!(
         "kaudit bench: wrote {} events, {} bytes ({} bytes per event, {} suspicious) to {}",
         args.events,
