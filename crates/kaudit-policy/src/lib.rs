@@ -13,7 +13,7 @@
 //! * [`Policy::evaluate`] gives the [`Decision`] for one request's [`RequestAttributes`];
 //!   [`request_attributes`] recovers those attributes from a recorded event.
 //! * [`apply_decision`] rewrites a recorded event as the decision would have written it.
-//! * [`simulate`] replays a log through a policy and counts events and bytes per rule.
+//! * [`Simulator`] replays a log through a policy and counts events and bytes per rule.
 //! * [`coverage`] finds the detection rules a policy starves, and [`recommend`] writes a
 //!   small policy that starves none of them.
 
@@ -23,6 +23,7 @@ mod error;
 mod eval;
 mod load;
 mod policy;
+mod simulate;
 
 pub use apply::{apply_decision, strip_managed_fields};
 pub use attributes::{ResourcePath, field_selector_name, parse_resource_path, request_attributes};
@@ -30,3 +31,4 @@ pub use error::{Diagnostic, PolicyError, Severity};
 pub use eval::{RequestAttributes, User, resource_matches, url_matches};
 pub use load::{API_VERSION, Loaded, load};
 pub use policy::{Decision, GroupResources, Policy, PolicyRule, StageSet};
+pub use simulate::{KeptByLevel, RuleReport, SimulationReport, Simulator, Stats, Volume};
