@@ -21,6 +21,9 @@ pub(crate) struct Entry {
     pub(crate) held: bool,
     /// This tailer read the file to its end (or to where it became unreadable) and closed it.
     pub(crate) read_end: Option<u64>,
+    /// Loaded as gone but not finished: what this tailer cannot deliver any more must be
+    /// reported again (lines delivered before a restart but never acknowledged).
+    pub(crate) recheck: bool,
 }
 
 impl Entry {

@@ -46,6 +46,8 @@ pub(crate) struct StoredFile {
     pub(crate) last_seen_unix_secs: u64,
     /// Since when the file is gone from disk (Unix seconds), if it is.
     pub(crate) gone_since_unix_secs: Option<u64>,
+    /// Everything from this offset on was already reported lost.
+    pub(crate) lost_from: Option<u64>,
 }
 
 /// The file as serialized: a version-tagged enum.
@@ -75,6 +77,8 @@ struct FileV1 {
     last_seen_unix_secs: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gone_since_unix_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lost_from: Option<u64>,
 }
 
 /// Reads the newest complete checkpoint of `dir`; `None` when there is none (first start).
@@ -140,6 +144,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<StoredFile>, TailError> {
                 path: file.path,
                 last_seen_unix_secs: file.last_seen_unix_secs,
                 gone_since_unix_secs: file.gone_since_unix_secs,
+                lost_from: file.lost_from,
             })
         })
         .collect()
@@ -156,6 +161,7 @@ fn encode_file(file: &StoredFile) -> FileV1 {
         path: file.path.clone(),
         last_seen_unix_secs: file.last_seen_unix_secs,
         gone_since_unix_secs: file.gone_since_unix_secs,
+        lost_from: file.lost_from,
     }
 }
 
@@ -174,6 +180,7 @@ mod tests {
             path: "/var/log/audit/audit-2024-05-01T10-11-12.345.log".to_owned(),
             last_seen_unix_secs: 1_714_558_272,
             gone_since_unix_secs: None,
+            lost_from: None,
         }
     }
 
@@ -225,6 +232,7 @@ mod tests {
         let mut files = vec![sample(7), sample(9)];
         files[1].fingerprint = Fingerprint::from_u64(42);
         files[1].gone_since_unix_secs = Some(5);
+        files[1].lost_from = Some(8);
         store(dir.path(), &files).expect("store");
         assert!(!dir.path().join(TMP_NAME).exists());
         assert_eq!(load(dir.path()).expect("load"), Some(files));

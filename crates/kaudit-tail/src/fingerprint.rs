@@ -22,6 +22,16 @@ impl Fingerprint {
         self.0
     }
 
+    /// The fingerprint the tailer gives a file whose content starts with `start`, once
+    /// `start` settles it: its first line with content is complete, or it holds `max_bytes`
+    /// bytes (the tailer's `fingerprint_max_bytes`). `None` while more bytes are needed.
+    pub fn of_file_start(start: &[u8], max_bytes: usize) -> Option<Fingerprint> {
+        match identify(&start[..start.len().min(max_bytes)], max_bytes, false) {
+            Head::Ready(identity) => Some(identity.fingerprint),
+            Head::Pending | Head::Empty => None,
+        }
+    }
+
     /// Wraps a number taken from [`Fingerprint::as_u64`].
     pub fn from_u64(value: u64) -> Fingerprint {
         Fingerprint(value)

@@ -96,7 +96,7 @@ struct Source {
     reader: Reader,
     identity: Option<Identity>,
     live: bool,
-    /// The identity was checked against the file's first bytes since the last idle moment.
+    /// The identity was checked against the file's first bytes since reading last paused.
     verified: bool,
     buf: Vec<u8>,
     /// Start of unframed bytes in `buf`.
@@ -114,6 +114,8 @@ struct Source {
 struct Skip {
     offset: u64,
     length: u64,
+    /// The last byte skipped so far is a `\r`.
+    ends_with_cr: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -196,7 +198,8 @@ impl Tailer {
         let first_start = stored.is_none();
         let mut book = Book::default();
         for file in stored.unwrap_or_default() {
-            book.entries.insert(file.fingerprint, Entry { stored: file, held: false, read_end: None });
+            let recheck = file.gone_since_unix_secs.is_some() && !file.finished;
+            book.entries.insert(file.fingerprint, Entry { stored: file, held: false, read_end: None, recheck });
         }
         let mut tailer = Tailer {
             config,
@@ -213,8 +216,9 @@ impl Tailer {
             next_family: 0,
         };
         let skip_existing = first_start && tailer.config.start_at == StartAt::End;
-        tailer.scan_all(skip_existing);
-        tailer.last_scan = Some(Instant::now());
+        // Files gone while no tailer ran are noticed by the first poll's scan, so that their
+        // loss is reported in a batch before a checkpoint can record them as gone.
+        tailer.scan_all(skip_existing, false);
         if first_start {
             // Fix the starting point, so that a crash before the first checkpoint does not
             // start over from a later end.
@@ -225,8 +229,9 @@ impl Tailer {
     }
 
     /// Reads up to `max_lines` lines and about `max_bytes` bytes of line content (a batch
-    /// always takes at least one line, however long). Returns immediately with what is
-    /// available, possibly nothing: callers sleep between empty polls.
+    /// with room for a line always takes at least one, however long). Returns immediately
+    /// with what is available, possibly nothing: callers sleep between empty polls. Each
+    /// poll first lists the directories if `scan_interval` has passed since the last time.
     pub fn poll(&mut self, max_lines: usize, max_bytes: usize) -> Batch {
         let mut batch = Batch::new();
         self.poll_into(&mut batch, max_lines, max_bytes);
@@ -238,11 +243,11 @@ impl Tailer {
         batch.clear();
         let scan_due = self.last_scan.is_none_or(|last| last.elapsed() >= self.config.scan_interval);
         if scan_due {
-            self.scan_all(false);
+            self.scan_all(false, true);
             self.last_scan = Some(Instant::now());
         }
         let limits = Limits {
-            max_lines: max_lines.max(1),
+            max_lines,
             max_bytes,
             max_line_bytes: self.config.max_line_bytes,
             read_chunk_bytes: self.config.read_chunk_bytes,
@@ -332,8 +337,9 @@ impl Tailer {
 
     // ----- discovery -------------------------------------------------------------------
 
-    /// Expands the includes, scans every family, forgets old checkpoints.
-    fn scan_all(&mut self, skip_existing: bool) {
+    /// Expands the includes, scans every family, forgets old checkpoints. With
+    /// `notice_gone`, known files missing from disk are reported.
+    fn scan_all(&mut self, skip_existing: bool, notice_gone: bool) {
         let mut found = Vec::new();
         for include in &self.includes {
             match include {
@@ -363,7 +369,7 @@ impl Tailer {
         }
         let mut seen_keys = HashSet::new();
         for family in 0..self.families.len() {
-            self.scan_family(family, skip_existing, &mut seen_keys);
+            self.scan_family(family, skip_existing, notice_gone, &mut seen_keys);
         }
         self.head_cache.retain(|key, _| seen_keys.contains(key));
         self.forget();
@@ -371,7 +377,13 @@ impl Tailer {
 
     /// Lists one family's directory: adopts new files in rotation order, follows renames,
     /// notices deleted files.
-    fn scan_family(&mut self, family: usize, skip_existing: bool, seen_keys: &mut HashSet<FileKey>) {
+    fn scan_family(
+        &mut self,
+        family: usize,
+        skip_existing: bool,
+        notice_gone: bool,
+        seen_keys: &mut HashSet<FileKey>,
+    ) {
         self.families[family].rescan = false;
         let now = unix_now();
         let (candidates, listing_complete) = self.candidates(family);
@@ -410,7 +422,7 @@ impl Tailer {
                 }
             }
         }
-        if listing_complete {
+        if notice_gone && listing_complete {
             self.notice_gone(family, &seen, now);
         }
     }
@@ -586,9 +598,11 @@ impl Tailer {
                             path: candidate.path.to_string_lossy().into_owned(),
                             last_seen_unix_secs: now,
                             gone_since_unix_secs: None,
+                            lost_from: None,
                         },
                         held: false,
                         read_end: None,
+                        recheck: false,
                     },
                 );
                 self.book.dirty = true;
@@ -670,11 +684,12 @@ impl Tailer {
             if stored.family != *family_key
                 || seen.contains(fingerprint)
                 || entry.held
-                || stored.gone_since_unix_secs.is_some()
+                || (stored.gone_since_unix_secs.is_some() && !entry.recheck)
             {
                 continue;
             }
-            stored.gone_since_unix_secs = Some(now);
+            entry.recheck = false;
+            stored.gone_since_unix_secs.get_or_insert(now);
             self.book.dirty = true;
             if let Some(loss) = loss_of(entry, LossCause::Deleted) {
                 self.events.push(TailEvent::Loss(loss));
@@ -713,7 +728,7 @@ impl Tailer {
         loop {
             let Some(&slot) = self.families[family].queue.front() else {
                 if self.families[family].rescan {
-                    self.scan_family(family, false, &mut HashSet::new());
+                    self.scan_family(family, false, true, &mut HashSet::new());
                     if !self.families[family].queue.is_empty() {
                         continue;
                     }
@@ -740,7 +755,12 @@ impl Tailer {
                 continue;
             };
             match fill(source, &mut self.book, batch, limits) {
-                Fill::Full => return Progress::Full,
+                Fill::Full => {
+                    // Check the identity again before reading on: the file may be truncated
+                    // and rewritten in between.
+                    source.verified = false;
+                    return Progress::Full;
+                }
                 Fill::Eof if source.live => {
                     self.refresh_liveness(slot);
                     let Some(source) = self.sources[slot].as_mut() else {
@@ -774,7 +794,12 @@ impl Tailer {
                         }
                     }
                 }
-                Fill::Eof => self.finish(slot, None),
+                Fill::Eof if source.reader.is_gz() => self.finish(slot, None),
+                Fill::Eof => match source.reader.metadata() {
+                    // Truncated before it was rotated.
+                    Ok(metadata) if metadata.len() < source.read_offset() => self.truncated(slot),
+                    _ => self.finish(slot, None),
+                },
                 Fill::Error(err) if source.reader.is_gz() => self.finish(slot, Some(err)),
                 Fill::Error(err) => {
                     let path = source.path.clone();
@@ -856,9 +881,11 @@ impl Tailer {
                             path: path.to_string_lossy().into_owned(),
                             last_seen_unix_secs: now,
                             gone_since_unix_secs: None,
+                            lost_from: None,
                         },
                         held: true,
                         read_end: None,
+                        recheck: false,
                     },
                 );
                 0
@@ -877,13 +904,14 @@ impl Tailer {
         Identified::Ready
     }
 
-    /// Checks, before reading on after an idle moment, that a live file still starts with
-    /// the bytes it was identified by. A mismatch means it was truncated and rewritten.
+    /// Checks, before reading on after a pause, that a plain file still starts with the bytes
+    /// it was identified by. A mismatch means it was truncated and rewritten (possibly
+    /// rotated since).
     fn verify(&mut self, slot: usize) -> bool {
         let Some(source) = self.sources[slot].as_mut() else {
             return true;
         };
-        if source.verified || !source.live || source.reader.is_gz() {
+        if source.verified || source.reader.is_gz() {
             source.verified = true;
             return true;
         }
@@ -914,10 +942,12 @@ impl Tailer {
             if let Some(entry) = self.book.entries.get_mut(&identity.fingerprint) {
                 entry.held = false;
                 entry.read_end = Some(framed);
+                entry.stored.lost_from = Some(framed);
                 entry.stored.size = entry.stored.size.max(size_seen);
                 entry.stored.gone_since_unix_secs = Some(unix_now());
                 self.book.dirty = true;
             }
+            // What was written after the last read is unknown: report what was seen.
             self.events.push(TailEvent::Loss(Loss {
                 path: source.path.clone(),
                 fingerprint: identity.fingerprint,
@@ -959,6 +989,8 @@ impl Tailer {
             }));
             if let Some(entry) = self.book.entries.get_mut(&fingerprint) {
                 entry.read_end = Some(framed);
+                entry.stored.lost_from = Some(framed);
+                self.book.dirty = true;
             }
             self.close(slot);
             return;
@@ -1019,11 +1051,17 @@ fn fill(source: &mut Source, book: &mut Book, batch: &mut Batch, limits: Limits)
                 line = rest;
             }
             if let Some(skip) = source.skipping.take() {
+                // The line's length without its newline and a `\r` before it, which may
+                // have arrived in an earlier read.
+                let mut length = skip.length + newline as u64;
+                if hay[..newline].last().map_or(skip.ends_with_cr, |&b| b == b'\r') {
+                    length -= 1;
+                }
                 batch.push_event(TailEvent::LineTooLong {
                     path: source.path.clone(),
                     fingerprint,
                     offset: skip.offset,
-                    length: skip.length + line.len() as u64,
+                    length,
                 });
                 source.pos += newline + 1;
                 book.skip(fingerprint, end);
@@ -1053,12 +1091,16 @@ fn fill(source: &mut Source, book: &mut Book, batch: &mut Batch, limits: Limits)
             source.pos += newline + 1;
         }
         let partial = source.len - source.pos;
-        if let Some(skip) = source.skipping.as_mut() {
+        if partial > 0
+            && let Some(skip) = source.skipping.as_mut()
+        {
             skip.length += partial as u64;
+            skip.ends_with_cr = source.buf[source.len - 1] == b'\r';
             source.pos = source.len;
         } else if partial > limits.max_line_bytes + 1 {
             // Longer than any line we deliver, even with a `\r` before its newline.
-            source.skipping = Some(Skip { offset: source.framed(), length: partial as u64 });
+            let ends_with_cr = source.buf[source.len - 1] == b'\r';
+            source.skipping = Some(Skip { offset: source.framed(), length: partial as u64, ends_with_cr });
             source.pos = source.len;
         }
         if source.pos > 0 {
@@ -1087,21 +1129,24 @@ fn fill(source: &mut Source, book: &mut Book, batch: &mut Batch, limits: Limits)
     }
 }
 
-/// What is lost of a file that can no longer be read.
-fn loss_of(entry: &Entry, cause: LossCause) -> Option<Loss> {
-    let stored = &entry.stored;
+/// What is lost of a file that can no longer be read, not reported before; records that it
+/// was reported.
+fn loss_of(entry: &mut Entry, cause: LossCause) -> Option<Loss> {
+    let stored = &mut entry.stored;
     if stored.finished {
         return None;
     }
     let from = stored.offset.max(entry.read_end.unwrap_or(0));
-    let lost = if stored.size_is_final {
-        if from >= stored.size {
-            return None;
-        }
-        LostBytes::Exactly(stored.size - from)
-    } else {
-        LostBytes::AtLeast(stored.size.saturating_sub(from))
+    let lost = match stored.lost_from {
+        // Reported from `reported` on already; what is new is the part before it (delivered
+        // before a restart, never acknowledged).
+        Some(reported) if from >= reported => return None,
+        Some(reported) => LostBytes::Exactly(reported - from),
+        None if stored.size_is_final && from >= stored.size => return None,
+        None if stored.size_is_final => LostBytes::Exactly(stored.size - from),
+        None => LostBytes::AtLeast(stored.size.saturating_sub(from)),
     };
+    stored.lost_from = Some(from);
     Some(Loss { path: PathBuf::from(&stored.path), fingerprint: stored.fingerprint, offset: from, lost, cause })
 }
 
