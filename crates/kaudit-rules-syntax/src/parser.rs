@@ -598,11 +598,9 @@ impl<'a> Parser<'a> {
         self.enter()?;
         self.lex_blank();
         let start = self.pos;
-        if !no_transformer {
-            if let Some(operand) = self.try_parse_transformer_or_val()? {
-                self.leave();
-                return Ok(Rhs::Operand(operand));
-            }
+        if !no_transformer && let Some(operand) = self.try_parse_transformer_or_val()? {
+            self.leave();
+            return Ok(Rhs::Operand(operand));
         }
         if self.lex_quoted_str()? || self.lex_bare_str() {
             self.leave();

@@ -112,12 +112,12 @@ pub fn write_operand(out: &mut String, operand: &Operand) {
     match operand {
         Operand::Field(f) => {
             out.push_str(&f.name);
-            if let Some(arg) = &f.arg {
-                if !arg.is_empty() {
-                    out.push('[');
-                    out.push_str(&escape_value(arg));
-                    out.push(']');
-                }
+            if let Some(arg) = &f.arg
+                && !arg.is_empty()
+            {
+                out.push('[');
+                out.push_str(&escape_value(arg));
+                out.push(']');
             }
         }
         Operand::Transform {
