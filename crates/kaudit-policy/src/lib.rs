@@ -19,6 +19,7 @@
 
 mod apply;
 mod attributes;
+mod coverage;
 mod error;
 mod eval;
 mod load;
@@ -27,6 +28,10 @@ mod simulate;
 
 pub use apply::{apply_decision, strip_managed_fields};
 pub use attributes::{ResourcePath, field_selector_name, parse_resource_path, request_attributes};
+pub use coverage::{
+    CheckOp, Condition, CoverageReport, DetectionRule, Reason, RuleCoverage, Starvation, Status, coverage,
+    rule_coverage,
+};
 pub use error::{Diagnostic, PolicyError, Severity};
 pub use eval::{RequestAttributes, User, resource_matches, url_matches};
 pub use load::{API_VERSION, Loaded, load};
