@@ -80,9 +80,20 @@ pub struct EventCtx<'e> {
     evt_num: u64,
     hostname: Option<&'e str>,
     first_time_nanos: Option<i64>,
+    request_members: OnceCell<Option<Members<'e>>>,
+    spec_members: OnceCell<Option<Members<'e>>>,
+    annotation_members: OnceCell<Option<Members<'e>>>,
     spec: OnceCell<Reach<'e>>,
     lists: [OnceCell<ListReach<'e>>; ReqList::COUNT],
     compact: OnceCell<Cow<'e, str>>,
+}
+
+/// The members of an object, read in one pass so that several lookups do not each scan it.
+type Members<'e> = Vec<(Cow<'e, str>, &'e str)>;
+
+/// The first member named `key` (fastjson keeps the first of duplicate keys).
+fn find<'e>(members: Option<&Members<'e>>, key: &str) -> Option<&'e str> {
+    members?.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
 impl<'e> EventCtx<'e> {
@@ -94,6 +105,9 @@ impl<'e> EventCtx<'e> {
             evt_num,
             hostname: None,
             first_time_nanos: None,
+            request_members: OnceCell::new(),
+            spec_members: OnceCell::new(),
+            annotation_members: OnceCell::new(),
             spec: OnceCell::new(),
             lists: Default::default(),
             compact: OnceCell::new(),
@@ -151,11 +165,37 @@ impl<'e> EventCtx<'e> {
             .get_or_init(|| json::minify(self.located.event.raw()))
     }
 
+    /// The member `key` of `requestObject`, when it is an object.
+    pub(super) fn request_member(&self, key: &str) -> Option<&'e str> {
+        let members = self.request_members.get_or_init(|| match self.request_object() {
+            Reach::Value(ro) => json::members(ro),
+            Reach::Absent | Reach::Irregular => None,
+        });
+        find(members.as_ref(), key)
+    }
+
+    /// The member `key` of `requestObject.spec`, when both are objects.
+    pub(super) fn spec_member(&self, key: &str) -> Option<&'e str> {
+        let members = self.spec_members.get_or_init(|| match self.spec() {
+            Reach::Value(spec) => json::members(spec),
+            Reach::Absent | Reach::Irregular => None,
+        });
+        find(members.as_ref(), key)
+    }
+
+    /// The annotation `key`, when `annotations` is an object.
+    pub(super) fn annotation(&self, key: &str) -> Option<&'e str> {
+        let members = self
+            .annotation_members
+            .get_or_init(|| self.located.event.annotations_raw().and_then(json::members));
+        find(members.as_ref(), key)
+    }
+
     /// Where `requestObject.spec` leads.
     pub(super) fn spec(&self) -> Reach<'e> {
         self.spec
             .get_or_init(|| match self.request_object() {
-                Reach::Value(ro) => match json::member(ro, "spec") {
+                Reach::Value(_) => match self.request_member("spec") {
                     Some(spec) if json::kind(spec) == Some(Kind::Array) => Reach::Irregular,
                     Some(spec) => Reach::Value(spec),
                     None => Reach::Absent,

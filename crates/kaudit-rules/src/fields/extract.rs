@@ -72,7 +72,7 @@ fn extract_ka<'e>(recipe: Recipe, arg: &Arg, index: Option<u64>, ctx: &'e EventC
     match recipe {
         R::AuditId => text(event.audit_id.as_ref()),
         R::Stage => text(event.stage.as_ref()),
-        R::Annotation(key) => Values::single(event.annotation(key).map(Text::into_cow)),
+        R::Annotation(key) => rendered(ctx.annotation(key)),
         R::UserName => text(event.user.as_ref().and_then(|u| u.username.as_ref())),
         R::UserGroups => match event.user.as_ref().and_then(|u| u.groups()) {
             Some(groups) => Values::list(groups.into_iter().map(Text::into_cow).collect()),
@@ -158,18 +158,14 @@ fn rendered(raw: Option<&str>) -> Values<'_> {
 
 /// `requestObject.<keys>` with fastjson's `Get` (an array on the way leads nowhere).
 fn request_path<'e>(ctx: &EventCtx<'e>, keys: &[&str]) -> Option<&'e str> {
-    match ctx.request_object() {
-        Reach::Value(ro) => get_path(ro, keys),
-        Reach::Absent | Reach::Irregular => None,
-    }
+    let (first, rest) = keys.split_first()?;
+    get_path(ctx.request_member(first)?, rest)
 }
 
 /// `requestObject.spec.<keys>` with fastjson's `Get`.
 fn spec_path<'e>(ctx: &EventCtx<'e>, keys: &[&str]) -> Option<&'e str> {
-    match ctx.spec() {
-        Reach::Value(spec) => get_path(spec, keys),
-        Reach::Absent | Reach::Irregular => None,
-    }
+    let (first, rest) = keys.split_first()?;
+    get_path(ctx.spec_member(first)?, rest)
 }
 
 /// `responseObject.metadata.name` for requests on pods themselves.
@@ -303,7 +299,10 @@ fn service_ports<'e>(ctx: &'e EventCtx<'e>, index: Option<u64>) -> Values<'e> {
             &["requestObject", "spec", "ports"],
             &mut out,
         ),
-        Reach::Value(spec) => walk_in_element(spec, index, &["ports"], &mut out),
+        Reach::Value(_) => ctx
+            .spec_member("ports")
+            .ok_or(Missing)
+            .map(|ports| out.push(Some(ports))),
     };
     skip_missing(found.map(|()| out))
 }

@@ -725,6 +725,13 @@ fn resolve_checks_arguments() {
 }
 
 #[test]
+fn field_refs_can_be_shared_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<FieldRef>();
+    assert_send_sync::<FieldInfo>();
+}
+
+#[test]
 fn display_and_body() {
     for (name, arg, display, body) in [
         ("ka.verb", None, "ka.verb", Body::None),
