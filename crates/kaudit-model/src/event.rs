@@ -315,6 +315,10 @@ impl<'a> AuditEvent<'a> {
 
 impl<'a> UserInfo<'a> {
     fn parse(raw: &'a str) -> Option<UserInfo<'a>> {
+        // serde also reads a struct from a JSON array; only an object is one here.
+        if json::kind(raw) != Some(json::Kind::Object) {
+            return None;
+        }
         let r: RawUser<'a> = serde_json::from_str(raw).ok()?;
         let text = |v: Option<&'a RawValue>| v.map(|v| Text::from_raw(v.get()));
         Some(UserInfo {
@@ -344,6 +348,10 @@ impl<'a> UserInfo<'a> {
 
 impl<'a> ObjectRef<'a> {
     fn parse(raw: &'a str) -> Option<ObjectRef<'a>> {
+        // serde also reads a struct from a JSON array; only an object is one here.
+        if json::kind(raw) != Some(json::Kind::Object) {
+            return None;
+        }
         let r: RawObjectRef<'a> = serde_json::from_str(raw).ok()?;
         let text = |v: Option<&'a RawValue>| v.map(|v| Text::from_raw(v.get()));
         Some(ObjectRef {
@@ -361,6 +369,10 @@ impl<'a> ObjectRef<'a> {
 
 impl<'a> ResponseStatus<'a> {
     fn parse(raw: &'a str) -> Option<ResponseStatus<'a>> {
+        // serde also reads a struct from a JSON array; only an object is one here.
+        if json::kind(raw) != Some(json::Kind::Object) {
+            return None;
+        }
         let r: RawStatus<'a> = serde_json::from_str(raw).ok()?;
         let text = |v: Option<&'a RawValue>| v.map(|v| Text::from_raw(v.get()));
         Some(ResponseStatus {
@@ -490,7 +502,12 @@ mod tests {
 
     #[test]
     fn odd_types_render_as_json_text() {
-        let e = AuditEvent::parse(r#"{"auditID":"x","verb":5,"user":"not-an-object","objectRef":{"name":null},"stageTimestamp":7}"#).unwrap();
+        let e = AuditEvent::parse(
+            r#"{"auditID":"x","verb":5,"user":"not-an-object","objectRef":{"name":null},"impersonatedUser":["alice"],"responseStatus":[201],"stageTimestamp":7}"#,
+        )
+        .unwrap();
+        assert!(e.impersonated_user.is_none());
+        assert!(e.response_status.is_none());
         assert_eq!(e.verb.as_deref(), Some("5"));
         assert!(e.user.is_none());
         assert_eq!(e.name(), Some("null"));

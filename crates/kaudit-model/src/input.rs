@@ -100,6 +100,20 @@ pub fn read_input<'a>(
     }
 }
 
+/// Reads `input` as JSON lines whatever its first line looks like: unlike [`read_input`], a
+/// first line that starts a JSON value without finishing it is skipped like any other bad
+/// line instead of making the whole input one pretty-printed document. For callers that cut
+/// a JSON-lines input into pieces at line ends, where a piece may start with such a line.
+pub fn read_json_lines<'a>(
+    input: &'a [u8],
+    mut on_event: impl FnMut(Located<'a>),
+    mut on_skip: impl FnMut(Skip),
+) {
+    let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
+    let mut sink = Sink { on_event: &mut on_event, on_skip: &mut on_skip };
+    read_lines(input, &mut sink);
+}
+
 struct Sink<'s, 'a> {
     on_event: &'s mut dyn FnMut(Located<'a>),
     on_skip: &'s mut dyn FnMut(Skip),
