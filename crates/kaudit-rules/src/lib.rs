@@ -71,3 +71,6 @@ pub use expr::{ComplexCheck, ComplexRhs, Expr, Modifier, Op, Operand, Transforme
 pub use loader::{Loaded, RuleSource, load};
 pub use output::Alert;
 pub use ruleset::{Matching, RuleInfo, RuleSet, Selection, SkippedRule};
+
+#[cfg(test)]
+mod tests;

@@ -154,10 +154,17 @@ impl RuleInfo {
         self.stages.as_ref()
     }
 
-    /// The audit level the rule needs: the largest [`Body`] of the fields it reads (request
-    /// body fields need `Request`, response body fields `RequestResponse`).
+    /// The audit level the rule's condition needs: the largest [`Body`] of the fields the
+    /// condition reads (request body fields need `Request`, response body fields
+    /// `RequestResponse`). Fields only printed in the output do not count: without them the
+    /// rule still fires, and prints `<NA>`.
     pub fn body(&self) -> Body {
-        self.fields.iter().map(FieldRef::body).max().unwrap_or(Body::None)
+        self.expr
+            .fields()
+            .iter()
+            .map(FieldRef::body)
+            .max()
+            .unwrap_or(Body::None)
     }
 }
 
@@ -344,6 +351,16 @@ impl RuleSet {
                 }
             }
         }
+    }
+
+    /// Evaluates every active rule on the event, without the verb index (to check that the
+    /// index never changes a result).
+    #[cfg(test)]
+    pub(crate) fn evaluate_without_index<'e>(&self, ctx: &'e EventCtx<'e>) -> Vec<usize> {
+        let mut cache = Cache::new(ctx, self.slots.refs.len());
+        (0..self.rules.len())
+            .filter(|&i| self.is_active(i) && self.rules[i].node.eval(&mut cache, &self.slots))
+            .collect()
     }
 
     /// The alert of rule `rule_index` for an event it matched: the rendered output and its

@@ -360,10 +360,15 @@ impl RuleFields {
 }
 
 impl Reader<'_, '_> {
+    /// Where a node starts; for a mapping, where its first key is written.
     fn place(&self, node: &Node) -> Place {
+        let span = match node.as_map() {
+            Some([(first, _), ..]) => first.span,
+            _ => node.span,
+        };
         Place {
             file: self.file,
-            span: node.span,
+            span,
         }
     }
 

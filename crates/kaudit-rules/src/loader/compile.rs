@@ -22,6 +22,9 @@ const MAX_EXPANDED_DEPTH: usize = 600;
 /// Macro expansion may not make a condition larger than this many nodes.
 const MAX_EXPANDED_NODES: usize = 1_000_000;
 
+/// Macro expansion may not produce more than this many nodes for all conditions together.
+const MAX_TOTAL_NODES: usize = 10_000_000;
+
 /// A rule ready to be evaluated.
 pub(crate) struct CompiledRule {
     pub info: RuleInfo,
@@ -55,6 +58,8 @@ struct Compiler<'a> {
     lists: Vec<(&'a str, Vec<String>)>,
     list_used: Vec<bool>,
     macro_used: Vec<bool>,
+    /// Nodes produced by macro expansion so far.
+    total_nodes: usize,
     warnings: Vec<Warning>,
 }
 
@@ -68,6 +73,7 @@ pub(crate) fn compile(col: &Collection, files: Files<'_>, final_pass: bool) -> R
         lists: Vec::new(),
         list_used: vec![false; col.lists.len()],
         macro_used: vec![false; col.macros.len()],
+        total_nodes: 0,
         warnings: Vec::new(),
     };
     c.compile_lists();
@@ -224,12 +230,14 @@ impl<'a> Compiler<'a> {
         visible: &dyn Fn(usize) -> bool,
         label: &str,
     ) -> Result<syntax::Expr, LoadError> {
+        let budget = MAX_EXPANDED_NODES.min(MAX_TOTAL_NODES.saturating_sub(self.total_nodes));
         let mut r = Resolver {
             col: self.col,
             asts,
             visible,
             path: Vec::new(),
             nodes: 0,
+            budget,
             loop_error: None,
             unknown: None,
             used: Vec::new(),
@@ -239,8 +247,10 @@ impl<'a> Compiler<'a> {
             loop_error,
             unknown,
             used,
+            nodes,
             ..
         } = r;
+        self.total_nodes += nodes;
         let out =
             out.map_err(|(span, message)| self.error_at(LoadErrorKind::Condition, span, label, &message))?;
         if let Some((span, message)) = loop_error.or(unknown) {
@@ -284,11 +294,14 @@ impl<'a> Compiler<'a> {
             }
             let output = match self.compile_output(&r.output, &label) {
                 Ok(o) => o,
-                Err((err, true)) if r.skip_if_unknown_filter => {
-                    self.skip_warning(final_pass, r.place, &label, &err);
-                    continue;
+                Err(boxed) => {
+                    let (err, unknown) = *boxed;
+                    if unknown && r.skip_if_unknown_filter {
+                        self.skip_warning(final_pass, r.place, &label, &err);
+                        continue;
+                    }
+                    return Err(err);
                 }
-                Err((err, _)) => return Err(err),
             };
             let ast = self.parse(label.clone(), &r.cond, rewritten, r.place)?;
             let resolved = self.resolve(macros, &ast, &all, &label)?;
@@ -357,13 +370,13 @@ impl<'a> Compiler<'a> {
         &self,
         output: &PlacedText,
         label: &str,
-    ) -> Result<Vec<OutputSegment>, (LoadError, bool)> {
+    ) -> Result<Vec<OutputSegment>, Box<(LoadError, bool)>> {
         let segments =
             syntax::parse_template(&output.text, |n| fields::lookup(n).is_some()).map_err(|e| {
                 let err =
                     self.files
                         .error_in_text(LoadErrorKind::Output, output, e.offset, Some(label), e.message);
-                (err, true)
+                Box::new((err, true))
             })?;
         let mut out = Vec::with_capacity(segments.len());
         for s in segments {
@@ -379,7 +392,7 @@ impl<'a> Compiler<'a> {
                             Some(label),
                             e.to_string(),
                         );
-                        (err, unknown)
+                        Box::new((err, unknown))
                     })?;
                     out.push(OutputSegment::Field {
                         key: tok.written(),
@@ -423,6 +436,8 @@ struct Resolver<'r> {
     /// Macros being expanded, to detect loops.
     path: Vec<usize>,
     nodes: usize,
+    /// The most nodes this expansion may produce.
+    budget: usize,
     loop_error: Option<(Span, String)>,
     unknown: Option<(Span, String)>,
     used: Vec<usize>,
@@ -441,10 +456,13 @@ impl Resolver<'_> {
             ));
         }
         self.nodes += 1;
-        if self.nodes > MAX_EXPANDED_NODES {
+        if self.nodes > self.budget {
             return Err((
                 e.span,
-                format!("condition too large after macro expansion (more than {MAX_EXPANDED_NODES} nodes)"),
+                format!(
+                    "condition too large after macro expansion (more than {} nodes)",
+                    self.budget
+                ),
             ));
         }
         let kind = match &e.kind {
