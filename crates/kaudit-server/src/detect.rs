@@ -10,7 +10,7 @@
 //! by name, then the built-in catch-all rule of the `all-activity` policy (`activity`), so the
 //! catch-all never hides a more specific rule under `first` matching.
 
-use kaudit_model::{AuditEvent, Priority};
+use kaudit_model::{Located, Priority};
 use kaudit_proto::{Policy, RuleInfo};
 
 use crate::config::RuleMatching;
@@ -114,14 +114,15 @@ impl Detector {
     }
 
     /// The alerts the event raises.
-    pub fn detect(&self, event: &AuditEvent<'_>) -> Vec<Detection> {
+    pub fn detect(&self, located: &Located<'_>) -> Vec<Detection> {
+        let event = &located.event;
         if !self.any_active {
             return Vec::new();
         }
         let mut out = Vec::new();
         // Scope results are computed at most once per policy per event.
         let mut admitted: Vec<Option<bool>> = vec![None; self.policies.len()];
-        self.engine.for_each_match(event, &mut |rule_index, render| {
+        self.engine.for_each_match(located, &mut |rule_index, render| {
             let Some(holders) = self.rule_policies.get(rule_index) else {
                 return true;
             };
@@ -131,7 +132,9 @@ impl Detector {
             let Some(policy) = policy else {
                 return true;
             };
-            let rendered = render();
+            let Some(rendered) = render() else {
+                return true;
+            };
             out.push(Detection {
                 rule: rendered.rule,
                 priority: rendered.priority,

@@ -2,7 +2,14 @@
 //! texts into one rule set and evaluating an event, reporting matches by rule index with a
 //! lazily rendered alert.
 
-use kaudit_model::{AuditEvent, Priority};
+use kaudit_model::{Located, Priority};
+use kaudit_rules::fields::EventCtx;
+use kaudit_rules::{Matching, RuleSet, RuleSource};
+
+use crate::policy::DEFAULT_RULES_FILE;
+
+/// The file name of kaudit's default rule pack, as its errors and alerts name it.
+const DEFAULT_PACK_NAME: &str = kaudit_rules::default_rules::DEFAULT_RULES_FILE;
 
 /// A rule file to load.
 #[derive(Clone, Debug)]
@@ -53,26 +60,76 @@ pub struct Rendered {
 
 /// Loaded rules.
 pub struct Engine {
-    rules: Vec<EngineRule>,
+    rules: RuleSet,
+    info: Vec<EngineRule>,
 }
 
 /// kaudit's default rules.
 pub fn default_rules() -> String {
-    String::new()
+    kaudit_rules::default_rules::DEFAULT_RULES.to_owned()
 }
 
 impl Engine {
-    /// Loads the texts in order into one rule set.
-    pub fn load(_texts: &[RuleText]) -> Result<Engine, LoadFailure> {
-        Ok(Engine { rules: Vec::new() })
+    /// Loads the texts in order into one rule set. The text named
+    /// [`crate::policy::DEFAULT_RULES_FILE`] is loaded under the default pack's own file name,
+    /// so errors in it point at `kaudit_rules.yaml`.
+    pub fn load(texts: &[RuleText]) -> Result<Engine, LoadFailure> {
+        let sources: Vec<RuleSource> = texts
+            .iter()
+            .map(|t| {
+                let name = if t.name == DEFAULT_RULES_FILE { DEFAULT_PACK_NAME } else { t.name.as_str() };
+                RuleSource::new(name, t.content.clone())
+            })
+            .collect();
+        let loaded = kaudit_rules::load(&sources).map_err(|e| LoadFailure(e.to_string()))?;
+        for warning in &loaded.warnings {
+            tracing::debug!(warning = %warning, "rules warning");
+        }
+        let rules = loaded.ruleset;
+        let info = rules
+            .rules()
+            .iter()
+            .map(|r| EngineRule {
+                name: r.name.clone(),
+                file: if r.file == DEFAULT_PACK_NAME { DEFAULT_RULES_FILE.to_owned() } else { r.file.clone() },
+                priority: r.priority,
+                tags: r.tags.clone(),
+                condition: r.condition.clone(),
+                output: r.output.clone(),
+                enabled: r.enabled && r.source == "k8s_audit",
+            })
+            .collect();
+        Ok(Engine { rules, info })
     }
 
-    /// The rules, in definition order.
+    /// The rules, in definition order (indexes match [`Engine::for_each_match`]).
     pub fn rules(&self) -> &[EngineRule] {
-        &self.rules
+        &self.info
     }
 
     /// Calls `on_match(rule_index, render)` for each enabled rule matching the event, in
     /// definition order, until it returns false.
-    pub fn for_each_match(&self, _event: &AuditEvent<'_>, _on_match: &mut dyn FnMut(usize, &dyn Fn() -> Rendered) -> bool) {}
+    pub fn for_each_match(
+        &self,
+        located: &Located<'_>,
+        on_match: &mut dyn FnMut(usize, &dyn Fn() -> Option<Rendered>) -> bool,
+    ) {
+        let ctx = EventCtx::new(located, 0);
+        let mut matched = Vec::new();
+        self.rules.evaluate(&ctx, Matching::All, &mut matched);
+        for index in matched {
+            let render = || {
+                self.rules.alert(index, &ctx).map(|alert| Rendered {
+                    rule: alert.rule,
+                    priority: alert.priority,
+                    message: alert.message,
+                    output_fields: alert.output_fields.into_iter().collect(),
+                    tags: alert.tags,
+                })
+            };
+            if !on_match(index, &render) {
+                return;
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod client;
 pub mod config;
 pub mod detect;
 pub mod engine;

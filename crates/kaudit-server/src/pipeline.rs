@@ -36,6 +36,7 @@ pub fn prepare(
     detector: &Detector,
     received_ns: i64,
 ) -> Result<PreparedBatch, BatchError> {
+    check_nesting(body)?;
     let mut located: Vec<Located<'_>> = Vec::new();
     let mut first_skip: Option<Skip> = None;
     read_input(body, |event| located.push(event), |skip| {
@@ -51,7 +52,7 @@ pub fn prepare(
         let fields = event_fields(&item.event, item.time_nanos, intake, received_ns)
             .map_err(|reason| BatchError(format!("{}: {reason}; nothing of this batch was stored", item.position)))?;
         let event_index = batch.events.len();
-        for detection in detector.detect(&item.event) {
+        for detection in detector.detect(item) {
             let alert = AlertFields {
                 time_ns: item.time_nanos,
                 rule: detection.rule,
@@ -81,6 +82,51 @@ pub fn prepare(
         batch.events.push(NewEvent { fields, raw_json: item.event.raw().to_owned() });
     }
     Ok(batch)
+}
+
+/// Deepest nesting of arrays and objects accepted, counting an `EventList` and its items:
+/// serde_json's own recursion limit, far above what Kubernetes objects use.
+pub const MAX_NESTING: usize = 128;
+
+/// Refuses input nested deeper than [`MAX_NESTING`] before any parser sees it, so that no
+/// recursive code downstream (parsing, field extraction, rendering) can exhaust the stack.
+/// One pass over the bytes, strings skipped.
+pub fn check_nesting(body: &[u8]) -> Result<(), BatchError> {
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            } else if b == b'\n' {
+                line += 1;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(BatchError(format!(
+                        "line {line}: JSON nested deeper than {MAX_NESTING} levels; nothing of this batch was stored"
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            // No reset at line ends: a pretty-printed document spans lines, and a line left
+            // open is an error in JSON lines anyway.
+            b'\n' => line += 1,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The indexed fields of an event. The stage is part of the dedupe key, so an event

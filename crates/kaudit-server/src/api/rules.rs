@@ -385,8 +385,9 @@ fn scan_stored(
             }
             result.scanned += 1;
             let Some(full) = store.get_event(stored.id)? else { continue };
-            let Ok(event) = kaudit_model::AuditEvent::parse(&full.raw_json) else { continue };
-            for detection in detector.detect(&event) {
+            let mut detections = Vec::new();
+            kaudit_model::read_input(full.raw_json.as_bytes(), |located| detections.extend(detector.detect(&located)), |_| {});
+            for detection in detections {
                 let alert = kaudit_store::StoredAlert {
                     id: kaudit_store::AlertId(0),
                     event_id: stored.id,
