@@ -30,6 +30,19 @@ enum Command {
     /// Validate, evaluate and simulate audit policies; check what detections they starve.
     #[command(subcommand)]
     Policy(cmd::policy::Command),
+    /// Run the intake, detection and API server.
+    Serve(cmd::serve::Args),
+    /// Create, list and revoke intakes and their keys.
+    #[command(subcommand)]
+    Intake(cmd::intake::Command),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Token(cmd::token::Command),
+    /// Search stored alerts on a server.
+    Alerts(Box<cmd::alerts::Args>),
+    /// Search stored audit events on a server (activity audit).
+    #[command(subcommand)]
+    Events(cmd::events::Command),
     /// Generate a large realistic audit log to time `kaudit scan` on.
     #[command(subcommand)]
     Bench(cmd::bench::Command),
@@ -43,6 +56,11 @@ fn main() -> ExitCode {
         Command::Rules(command) => cmd::rules::run(command),
         Command::Policy(command) => cmd::policy::run(command),
         Command::Bench(command) => cmd::bench::run(command),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Intake(command) => cmd::intake::run(command),
+        Command::Token(command) => cmd::token::run(command),
+        Command::Alerts(args) => cmd::alerts::run(*args),
+        Command::Events(command) => cmd::events::run(command),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,12 @@
 //! input such as a rules or policy file that does not load.
 
 pub mod agent;
+pub mod alerts;
 pub mod bench;
+pub mod events;
+pub mod intake;
 pub mod policy;
 pub mod rules;
 pub mod scan;
+pub mod serve;
+pub mod token;

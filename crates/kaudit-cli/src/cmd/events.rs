@@ -1,0 +1,162 @@
+//! `kaudit events search|get`: the activity audit through the API.
+
+use std::process::ExitCode;
+
+use kaudit_proto as proto;
+
+use super::alerts::{Server, Window};
+
+/// `kaudit events` subcommands.
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Search stored events, newest first.
+    Search(Box<SearchArgs>),
+    /// Print one stored event in full (JSON).
+    Get {
+        /// The event id.
+        id: String,
+        #[command(flatten)]
+        server: Server,
+    },
+}
+
+/// Flags of `kaudit events search`.
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    window: Window,
+    /// Cluster name.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// User name, exact.
+    #[arg(long, conflicts_with = "user_prefix")]
+    user: Option<String>,
+    /// User name prefix.
+    #[arg(long)]
+    user_prefix: Option<String>,
+    /// One of the user's groups.
+    #[arg(long)]
+    group: Option<String>,
+    /// Verb.
+    #[arg(long)]
+    verb: Option<String>,
+    /// Resource.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Subresource.
+    #[arg(long)]
+    subresource: Option<String>,
+    /// Namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Object name.
+    #[arg(long)]
+    name: Option<String>,
+    /// First source IP.
+    #[arg(long)]
+    source_ip: Option<String>,
+    /// Substring of the user agent.
+    #[arg(long)]
+    user_agent: Option<String>,
+    /// Response code.
+    #[arg(long)]
+    code: Option<u16>,
+    /// Authorization decision (allow, forbid).
+    #[arg(long)]
+    decision: Option<String>,
+    /// Text in the request URI or the object name.
+    #[arg(long)]
+    text: Option<String>,
+    /// Most events to print.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// One JSON event summary per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print only the number of matching events.
+    #[arg(long)]
+    count: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// Runs the command.
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Search(args) => search(*args),
+        Command::Get { id, server } => {
+            let client = server.client()?;
+            let event: proto::EventDetail = client.get(&format!("/api/v1/events/{id}"), &())?;
+            println!("{}", serde_json::to_string_pretty(&event)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let client = args.server.client()?;
+    let mut filter = proto::EventFilter {
+        from: args.window.from()?,
+        to: args.window.to.clone(),
+        cluster: args.cluster,
+        user: args.user,
+        user_prefix: args.user_prefix,
+        group: args.group,
+        verb: args.verb,
+        resource: args.resource,
+        subresource: args.subresource,
+        namespace: args.namespace,
+        name: args.name,
+        source_ip: args.source_ip,
+        user_agent: args.user_agent,
+        code: args.code,
+        decision: args.decision,
+        q: args.text,
+        ..proto::EventFilter::default()
+    };
+    if args.count {
+        let count: proto::Count = client.get("/api/v1/events/count", &filter)?;
+        println!("{}", count.count);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut events: Vec<proto::Event> = Vec::new();
+    while events.len() < args.limit as usize {
+        filter.limit = Some((args.limit as usize - events.len()).min(1000) as u32);
+        let page: proto::Page<proto::Event> = client.get("/api/v1/events", &filter)?;
+        events.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => filter.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    if args.json {
+        for event in &events {
+            println!("{}", serde_json::to_string(event)?);
+        }
+    } else {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let rows = events.iter().map(|e| {
+            let object = match (&e.namespace, &e.name) {
+                (Some(ns), Some(name)) => format!("{ns}/{name}"),
+                (None, Some(name)) => name.clone(),
+                _ => String::new(),
+            };
+            let resource = match &e.subresource {
+                Some(sub) => format!("{}/{sub}", text(&e.resource)),
+                None => text(&e.resource),
+            };
+            vec![
+                e.id.clone(),
+                e.time.clone(),
+                e.cluster.clone(),
+                text(&e.user),
+                text(&e.verb),
+                resource,
+                object,
+                e.response_code.map(|c| c.to_string()).unwrap_or_default(),
+            ]
+        });
+        super::intake::print_table(&["ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE"], rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
