@@ -270,6 +270,18 @@ pub fn rule_coverage(policy: &Policy, rule: &DetectionRule) -> RuleCoverage {
     }
 }
 
+/// The requests of `rule` the policy starves, with the stages at which the rule could see
+/// each of them.
+pub(crate) fn starved_probes(policy: &Policy, rule: &DetectionRule) -> Vec<(Probe, StageSet)> {
+    let mut out = Vec::new();
+    for_each_probe(policy, rule, &mut |probe, wanted, decision| {
+        if starvation(rule, wanted, decision).is_some() {
+            out.push((probe.clone(), wanted));
+        }
+    });
+    out
+}
+
 /// Why `decision` starves a request the rule wants at the stages `wanted`, if it does.
 fn starvation(rule: &DetectionRule, wanted: StageSet, decision: &Decision) -> Option<Reason> {
     if decision.level == Level::None {
@@ -301,27 +313,28 @@ pub(crate) fn for_each_probe(
     enumerate(&candidates, rule, policy, &mut probe, 0, f);
 }
 
-const OTHER: &str = "\u{1}other";
+/// Marks a value that stands for "any value the condition and the policy do not name".
+pub(crate) const OTHER: &str = "\u{1}other";
 
 /// A request the analysis tries: the policy's attributes plus what the rule's fields see.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Probe {
     /// `None` until chosen; `Some(None)` is the request without user (failed
     /// authentication).
-    user: Option<Option<String>>,
-    group: Option<Option<String>>,
-    verb: Option<String>,
-    target: Option<Target>,
-    namespace: Option<String>,
+    pub(crate) user: Option<Option<String>>,
+    pub(crate) group: Option<Option<String>>,
+    pub(crate) verb: Option<String>,
+    pub(crate) target: Option<Target>,
+    pub(crate) namespace: Option<String>,
     /// (name the policy sees, name in the event's objectRef)
-    name: Option<(String, String)>,
+    pub(crate) name: Option<(String, String)>,
     stage: Option<Stage>,
     /// The level the fields are read at (`RequestResponse` while enumerating).
     level: Option<Level>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     NonResource {
         uri: String,
     },
@@ -496,7 +509,7 @@ struct Candidates {
     names: Vec<String>,
 }
 
-const STANDARD_VERBS: &[&str] = &[
+pub(crate) const STANDARD_VERBS: &[&str] = &[
     "get",
     "list",
     "watch",
@@ -522,6 +535,9 @@ enum Dim {
     Stage,
     /// `jevt.rawtime`: always a large number.
     RawTime,
+    /// `ka.response.code`: 401 exactly for the requests without user (failed
+    /// authentication), anything but 401 for the others.
+    ResponseCode,
     /// Present unless the stage or level hides it; its value is not determined.
     Other,
 }
@@ -544,6 +560,7 @@ fn dim_of(field: &str) -> Dim {
         Some("objectRef/apiGroup") => Dim::Group,
         Some("requestURI") => Dim::Uri,
         Some("stage") => Dim::Stage,
+        Some("responseStatus/code") => Dim::ResponseCode,
         Some(_) => Dim::Other,
         None => match field {
             "ka.verb" => Dim::Verb,
@@ -556,6 +573,7 @@ fn dim_of(field: &str) -> Dim {
             "ka.uri" => Dim::Uri,
             "ka.stage" => Dim::Stage,
             "jevt.rawtime" | "json.rawtime" => Dim::RawTime,
+            "ka.response.code" => Dim::ResponseCode,
             _ => Dim::Other,
         },
     }
@@ -637,6 +655,12 @@ impl Candidates {
             }
         }
         users.insert(format!("{OTHER}-user"));
+        // Members of these groups have names of a known form (see `consistent`).
+        for (group, prefix) in GROUP_NAME_FORMS {
+            if groups.contains(*group) {
+                users.insert(format!("{prefix}{OTHER}"));
+            }
+        }
         let mut users: Vec<Option<String>> = users.into_iter().map(Some).collect();
         users.push(None);
         let mut groups: Vec<Option<String>> = groups.into_iter().map(Some).collect();
@@ -677,6 +701,32 @@ impl Candidates {
             names: names.into_iter().collect(),
         }
     }
+}
+
+/// Groups whose members' names have a fixed form: kubelets are `system:node:<node>`,
+/// service accounts `system:serviceaccount:<namespace>:<name>`, the anonymous user
+/// `system:anonymous`.
+const GROUP_NAME_FORMS: &[(&str, &str)] = &[
+    ("system:nodes", "system:node:"),
+    ("system:serviceaccounts", "system:serviceaccount:"),
+    ("system:unauthenticated", "system:anonymous"),
+];
+
+/// False for a user name and group that no real identity combines.
+fn consistent(name: &str, group: Option<&str>) -> bool {
+    let Some(group) = group else { return true };
+    for (known, prefix) in GROUP_NAME_FORMS {
+        let member = if *known == "system:serviceaccounts" {
+            group.starts_with(known)
+        } else {
+            group == *known
+        };
+        if member && !name.starts_with(prefix) {
+            return false;
+        }
+    }
+    // The anonymous user is only in system:unauthenticated.
+    !(name == "system:anonymous" && group != "system:unauthenticated")
 }
 
 /// Literals compared with each dimension, and prefixes tested with `startswith`.
@@ -946,6 +996,11 @@ fn field_value(field: &str, needs: Level, probe: &Probe) -> FieldValue {
         },
         Dim::Stage => probe.stage.map_or(Err(()), |s| one(s.as_str())),
         Dim::RawTime => Ok(Some(vec!["1700000000000000000".to_owned()])),
+        Dim::ResponseCode => match &probe.user {
+            None => Err(()),
+            Some(None) => Ok(Some(vec!["401".to_owned()])),
+            Some(Some(_)) => Ok(Some(vec![format!("{OTHER}-code")])),
+        },
         Dim::Other => Err(()),
     }
 }
@@ -962,6 +1017,16 @@ fn check(field: &str, op: CheckOp, literals: &[String], needs: Level, probe: &Pr
         Ok(Some(values)) => values,
     };
     // An "other" value equals no literal and starts with none but its own prefix.
+    // An "other" response code is unknown, except that it is not 401.
+    if values.iter().any(|v| v == &format!("{OTHER}-code")) {
+        let only_401 = !literals.is_empty() && literals.iter().all(|l| l == "401");
+        return match op {
+            CheckOp::Exists => Some(true),
+            CheckOp::Eq | CheckOp::In | CheckOp::Intersects if only_401 => Some(false),
+            CheckOp::Ne if only_401 => Some(true),
+            _ => None,
+        };
+    }
     let is = |v: &str, l: &str| v == l;
     let any =
         |pred: &dyn Fn(&str) -> Tri| -> Tri { values.iter().fold(Some(false), |acc, v| or(acc, pred(v))) };
@@ -1024,7 +1089,11 @@ fn enumerate(
                 probe.group = Some(None);
                 enumerate(candidates, rule, policy, probe, 2, f);
             } else {
+                let name = probe.user.clone().flatten().unwrap_or_default();
                 for group in &candidates.groups {
+                    if !consistent(&name, group.as_deref()) {
+                        continue;
+                    }
                     probe.group = Some(group.clone());
                     enumerate(candidates, rule, policy, probe, 2, f);
                 }

@@ -24,6 +24,7 @@ mod error;
 mod eval;
 mod load;
 mod policy;
+mod recommend;
 mod simulate;
 
 pub use apply::{apply_decision, strip_managed_fields};
@@ -36,4 +37,5 @@ pub use error::{Diagnostic, PolicyError, Severity};
 pub use eval::{RequestAttributes, User, resource_matches, url_matches};
 pub use load::{API_VERSION, Loaded, load};
 pub use policy::{Decision, GroupResources, Policy, PolicyRule, StageSet};
+pub use recommend::{Recommendation, base_policy, recommend, render_policy};
 pub use simulate::{KeptByLevel, RuleReport, SimulationReport, Simulator, Stats, Volume};
