@@ -80,12 +80,14 @@ impl BatchBuilder {
 
     /// True when the batch is not empty and its first event waited the flush interval.
     pub fn is_due(&self, now: Instant) -> bool {
-        self.started.is_some_and(|started| now.duration_since(started) >= self.flush_interval)
+        self.started
+            .is_some_and(|started| now.duration_since(started) >= self.flush_interval)
     }
 
     /// How long until the batch is due, `None` when it is empty.
     pub fn due_in(&self, now: Instant) -> Option<Duration> {
-        self.started.map(|started| self.flush_interval.saturating_sub(now.duration_since(started)))
+        self.started
+            .map(|started| self.flush_interval.saturating_sub(now.duration_since(started)))
     }
 
     /// Cuts the batch, leaving the builder empty.
@@ -100,7 +102,11 @@ impl BatchBuilder {
         self.events = 0;
         self.last_line_start = 0;
         self.started = None;
-        Some(RawBatch { body, events, newest_nanos })
+        Some(RawBatch {
+            body,
+            events,
+            newest_nanos,
+        })
     }
 }
 

@@ -329,8 +329,10 @@ impl AgentConfig {
     ) -> Result<AgentConfig, AgentError> {
         let parsed = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| AgentError::ReadFile { path: path.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| AgentError::ReadFile {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
                 parse_file(path, &text)?
             }
             None => FileConfig::default(),
@@ -371,12 +373,19 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn invalid(place: &str, message: impl Into<String>) -> AgentError {
-    AgentError::Config { place: place.to_string(), message: message.into() }
+    AgentError::Config {
+        place: place.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Relative paths in the file are relative to the file's folder.
 fn relative_to(base: &Path, path: PathBuf) -> PathBuf {
-    if path.is_absolute() || base.as_os_str().is_empty() { path } else { base.join(path) }
+    if path.is_absolute() || base.as_os_str().is_empty() {
+        path
+    } else {
+        base.join(path)
+    }
 }
 
 fn build(
@@ -385,7 +394,11 @@ fn build(
     overrides: Overrides,
     environment_key: Option<String>,
 ) -> Result<AgentConfig, AgentError> {
-    let files = if overrides.files.is_empty() { file.files } else { overrides.files };
+    let files = if overrides.files.is_empty() {
+        file.files
+    } else {
+        overrides.files
+    };
     let state_dir = overrides
         .state_dir
         .or_else(|| file.state_dir.map(|dir| relative_to(base, dir)))
@@ -406,29 +419,44 @@ fn build(
     let intake = IntakeConfig {
         url,
         key,
-        ca_file: overrides.intake_ca.or_else(|| file.intake.ca_file.map(|path| relative_to(base, path))),
+        ca_file: overrides
+            .intake_ca
+            .or_else(|| file.intake.ca_file.map(|path| relative_to(base, path))),
         request_timeout_ms: positive(
             "intake.request_timeout_ms",
-            file.intake.request_timeout_ms.unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
+            file.intake
+                .request_timeout_ms
+                .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
         )?,
         connect_timeout_ms: positive(
             "intake.connect_timeout_ms",
-            file.intake.connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
+            file.intake
+                .connect_timeout_ms
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
         )?,
     };
 
     let file_webhook = file.webhook.unwrap_or_default();
     let listen = match overrides.listen {
         Some(addr) => Some(addr),
-        None => file_webhook.listen.as_deref().map(|text| socket_addr("webhook.listen", text)).transpose()?,
+        None => file_webhook
+            .listen
+            .as_deref()
+            .map(|text| socket_addr("webhook.listen", text))
+            .transpose()?,
     };
-    let tls_cert =
-        overrides.tls_cert.or_else(|| file_webhook.tls_cert.map(|path| relative_to(base, path)));
-    let tls_key = overrides.tls_key.or_else(|| file_webhook.tls_key.map(|path| relative_to(base, path)));
-    let tls_client_ca =
-        overrides.tls_client_ca.or_else(|| file_webhook.tls_client_ca.map(|path| relative_to(base, path)));
-    let token_file =
-        overrides.webhook_token_file.or_else(|| file_webhook.token_file.map(|path| relative_to(base, path)));
+    let tls_cert = overrides
+        .tls_cert
+        .or_else(|| file_webhook.tls_cert.map(|path| relative_to(base, path)));
+    let tls_key = overrides
+        .tls_key
+        .or_else(|| file_webhook.tls_key.map(|path| relative_to(base, path)));
+    let tls_client_ca = overrides
+        .tls_client_ca
+        .or_else(|| file_webhook.tls_client_ca.map(|path| relative_to(base, path)));
+    let token_file = overrides
+        .webhook_token_file
+        .or_else(|| file_webhook.token_file.map(|path| relative_to(base, path)));
     let webhook = match listen {
         None => {
             if tls_cert.is_some() || tls_key.is_some() || tls_client_ca.is_some() || token_file.is_some() {
@@ -441,7 +469,11 @@ fn build(
         }
         Some(listen) => {
             let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some(TlsConfig { cert, key, client_ca: tls_client_ca }),
+                (Some(cert), Some(key)) => Some(TlsConfig {
+                    cert,
+                    key,
+                    client_ca: tls_client_ca,
+                }),
                 (None, None) => {
                     if tls_client_ca.is_some() {
                         return Err(invalid(
@@ -451,68 +483,108 @@ fn build(
                     }
                     None
                 }
-                _ => return Err(invalid("webhook.tls_cert", "--tls-cert and --tls-key go together")),
+                _ => {
+                    return Err(invalid(
+                        "webhook.tls_cert",
+                        "--tls-cert and --tls-key go together",
+                    ));
+                }
             };
-            let token = token_file.map(|path| read_secret_file("webhook.token_file", &path)).transpose()?;
+            let token = token_file
+                .map(|path| read_secret_file("webhook.token_file", &path))
+                .transpose()?;
             Some(WebhookConfig {
                 listen,
                 tls,
                 token,
                 max_body_bytes: positive_usize(
                     "webhook.max_body_bytes",
-                    file_webhook.max_body_bytes.unwrap_or(DEFAULT_WEBHOOK_MAX_BODY_BYTES),
+                    file_webhook
+                        .max_body_bytes
+                        .unwrap_or(DEFAULT_WEBHOOK_MAX_BODY_BYTES),
                 )?,
             })
         }
     };
     if files.is_empty() && webhook.is_none() {
-        return Err(invalid("files", "nothing to collect: give --file PATH_OR_GLOB and/or --listen ADDR"));
+        return Err(invalid(
+            "files",
+            "nothing to collect: give --file PATH_OR_GLOB and/or --listen ADDR",
+        ));
     }
 
     let metrics_listen = match overrides.metrics_listen {
         Some(addr) => Some(addr),
-        None => file.metrics_listen.as_deref().map(|text| socket_addr("metrics_listen", text)).transpose()?,
+        None => file
+            .metrics_listen
+            .as_deref()
+            .map(|text| socket_addr("metrics_listen", text))
+            .transpose()?,
     };
 
     let batch = BatchConfig {
         max_events: positive_usize(
             "batch.max_events",
-            overrides.batch_max_events.or(file.batch.max_events).unwrap_or(DEFAULT_BATCH_MAX_EVENTS),
+            overrides
+                .batch_max_events
+                .or(file.batch.max_events)
+                .unwrap_or(DEFAULT_BATCH_MAX_EVENTS),
         )?,
         max_bytes: positive_usize(
             "batch.max_bytes",
-            overrides.batch_max_bytes.or(file.batch.max_bytes).unwrap_or(DEFAULT_BATCH_MAX_BYTES),
+            overrides
+                .batch_max_bytes
+                .or(file.batch.max_bytes)
+                .unwrap_or(DEFAULT_BATCH_MAX_BYTES),
         )?,
         flush_interval_ms: positive(
             "batch.flush_interval_ms",
-            overrides.flush_interval_ms.or(file.batch.flush_interval_ms).unwrap_or(DEFAULT_FLUSH_INTERVAL_MS),
+            overrides
+                .flush_interval_ms
+                .or(file.batch.flush_interval_ms)
+                .unwrap_or(DEFAULT_FLUSH_INTERVAL_MS),
         )?,
         gzip_level: file.batch.gzip_level.unwrap_or(DEFAULT_GZIP_LEVEL),
     };
     if batch.gzip_level > 9 {
-        return Err(invalid("batch.gzip_level", format!("must be 0 to 9, got {}", batch.gzip_level)));
+        return Err(invalid(
+            "batch.gzip_level",
+            format!("must be 0 to 9, got {}", batch.gzip_level),
+        ));
     }
 
-    let spool_max_bytes =
-        overrides.spool_max_bytes.or(file.spool.max_bytes).unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+    let spool_max_bytes = overrides
+        .spool_max_bytes
+        .or(file.spool.max_bytes)
+        .unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
     if spool_max_bytes < 1024 * 1024 {
-        return Err(invalid("spool.max_bytes", format!("must be at least 1 MiB, got {spool_max_bytes}")));
+        return Err(invalid(
+            "spool.max_bytes",
+            format!("must be at least 1 MiB, got {spool_max_bytes}"),
+        ));
     }
-    let segment_bytes =
-        file.spool.segment_bytes.unwrap_or((spool_max_bytes / 16).clamp(256 * 1024, 64 * 1024 * 1024));
+    let segment_bytes = file
+        .spool
+        .segment_bytes
+        .unwrap_or((spool_max_bytes / 16).clamp(256 * 1024, 64 * 1024 * 1024));
     if segment_bytes == 0 || segment_bytes > spool_max_bytes {
         return Err(invalid(
             "spool.segment_bytes",
             format!("must be between 1 and spool.max_bytes ({spool_max_bytes}), got {segment_bytes}"),
         ));
     }
-    let spool =
-        SpoolConfig { max_bytes: spool_max_bytes, segment_bytes, fsync: file.spool.fsync.unwrap_or_default() };
+    let spool = SpoolConfig {
+        max_bytes: spool_max_bytes,
+        segment_bytes,
+        fsync: file.spool.fsync.unwrap_or_default(),
+    };
 
     let retry = RetryConfig {
         initial_backoff_ms: positive(
             "retry.initial_backoff_ms",
-            file.retry.initial_backoff_ms.unwrap_or(DEFAULT_INITIAL_BACKOFF_MS),
+            file.retry
+                .initial_backoff_ms
+                .unwrap_or(DEFAULT_INITIAL_BACKOFF_MS),
         )?,
         max_backoff_ms: positive(
             "retry.max_backoff_ms",
@@ -520,9 +592,14 @@ fn build(
         )?,
     };
 
-    let scope = if overrides.scope.is_empty() { file.scope } else { overrides.scope };
+    let scope = if overrides.scope.is_empty() {
+        file.scope
+    } else {
+        overrides.scope
+    };
     for (idx, rule) in scope.iter().enumerate() {
-        rule.validate().map_err(|message| invalid(&format!("scope[{idx}]"), message))?;
+        rule.validate()
+            .map_err(|message| invalid(&format!("scope[{idx}]"), message))?;
     }
 
     Ok(AgentConfig {
@@ -530,11 +607,17 @@ fn build(
         start_at: overrides.start_at.or(file.start_at).unwrap_or_default(),
         max_line_bytes: positive_usize(
             "max_line_bytes",
-            overrides.max_line_bytes.or(file.max_line_bytes).unwrap_or(DEFAULT_MAX_LINE_BYTES),
+            overrides
+                .max_line_bytes
+                .or(file.max_line_bytes)
+                .unwrap_or(DEFAULT_MAX_LINE_BYTES),
         )?,
         poll_interval_ms: positive(
             "poll_interval_ms",
-            overrides.poll_interval_ms.or(file.poll_interval_ms).unwrap_or(DEFAULT_POLL_INTERVAL_MS),
+            overrides
+                .poll_interval_ms
+                .or(file.poll_interval_ms)
+                .unwrap_or(DEFAULT_POLL_INTERVAL_MS),
         )?,
         state_dir,
         intake,
@@ -543,21 +626,32 @@ fn build(
         batch,
         spool,
         retry,
-        policy_file: overrides.policy_file.or_else(|| file.policy_file.map(|path| relative_to(base, path))),
+        policy_file: overrides
+            .policy_file
+            .or_else(|| file.policy_file.map(|path| relative_to(base, path))),
         scope,
     })
 }
 
 fn positive(place: &str, value: u64) -> Result<u64, AgentError> {
-    if value == 0 { Err(invalid(place, "must be greater than 0")) } else { Ok(value) }
+    if value == 0 {
+        Err(invalid(place, "must be greater than 0"))
+    } else {
+        Ok(value)
+    }
 }
 
 fn positive_usize(place: &str, value: usize) -> Result<usize, AgentError> {
-    if value == 0 { Err(invalid(place, "must be greater than 0")) } else { Ok(value) }
+    if value == 0 {
+        Err(invalid(place, "must be greater than 0"))
+    } else {
+        Ok(value)
+    }
 }
 
 fn socket_addr(place: &str, text: &str) -> Result<SocketAddr, AgentError> {
-    text.parse().map_err(|_| invalid(place, format!("not an address like 0.0.0.0:9808: {text:?}")))
+    text.parse()
+        .map_err(|_| invalid(place, format!("not an address like 0.0.0.0:9808: {text:?}")))
 }
 
 /// The intake URL as given, with the intake path appended when it has none.
@@ -565,7 +659,12 @@ fn intake_endpoint(url: &str) -> Result<String, AgentError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| invalid("intake.url", format!("must start with http:// or https://: {url:?}")))?;
+        .ok_or_else(|| {
+            invalid(
+                "intake.url",
+                format!("must start with http:// or https://: {url:?}"),
+            )
+        })?;
     let (authority, path) = match rest.find('/') {
         Some(idx) => (&rest[..idx], &rest[idx..]),
         None => (rest, ""),
@@ -607,14 +706,19 @@ fn resolve_key(
         return Err(invalid("intake.key", "the intake key is empty"));
     }
     if key.expose().bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return Err(invalid("intake.key", "the intake key contains spaces or control characters"));
+        return Err(invalid(
+            "intake.key",
+            "the intake key contains spaces or control characters",
+        ));
     }
     Ok(key)
 }
 
 fn read_secret_file(place: &str, path: &Path) -> Result<Secret, AgentError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| AgentError::ReadFile { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| AgentError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let value = text.trim();
     if value.is_empty() {
         return Err(invalid(place, format!("{} is empty", path.display())));

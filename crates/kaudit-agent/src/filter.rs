@@ -39,8 +39,9 @@ impl ScopeRule {
     pub fn parse_flag(text: &str) -> Result<ScopeRule, String> {
         let mut rule = ScopeRule::default();
         for part in text.split(';').map(str::trim).filter(|part| !part.is_empty()) {
-            let (key, values) =
-                part.split_once('=').ok_or_else(|| format!("expected key=values in {part:?}"))?;
+            let (key, values) = part
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=values in {part:?}"))?;
             let values: Vec<String> = values.split(',').map(|value| value.trim().to_string()).collect();
             let slot = match key.trim() {
                 "apiGroups" | "api_groups" => &mut rule.api_groups,
@@ -89,7 +90,10 @@ impl ScopeRule {
             && admits_value(&self.namespaces, namespace)
             && admits_value(&self.verbs, verb)
             && (self.resources.is_empty()
-                || self.resources.iter().any(|pattern| resource_matches(pattern, resource, subresource)))
+                || self
+                    .resources
+                    .iter()
+                    .any(|pattern| resource_matches(pattern, resource, subresource)))
     }
 }
 
@@ -132,7 +136,11 @@ impl Filter {
     /// A filter from the configured scope and (already loaded) policy; `None` when neither is
     /// configured, so callers can skip parsing altogether.
     pub fn new(scope: Vec<ScopeRule>, policy: Option<LoadedPolicy>) -> Option<Filter> {
-        if scope.is_empty() && policy.is_none() { None } else { Some(Filter { scope, policy }) }
+        if scope.is_empty() && policy.is_none() {
+            None
+        } else {
+            Some(Filter { scope, policy })
+        }
     }
 
     /// Decides for one event given as its JSON text.

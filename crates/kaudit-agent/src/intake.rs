@@ -54,7 +54,9 @@ impl IntakeClient {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(path) = &config.ca_file {
             for cert in crate::tls::read_certs(path)? {
-                roots.add(cert).map_err(|err| AgentError::Tls(format!("{}: {err}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|err| AgentError::Tls(format!("{}: {err}", path.display())))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -76,7 +78,10 @@ impl IntakeClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
             .build(connector);
-        Ok(IntakeClient { client, config: Arc::new(config.clone()) })
+        Ok(IntakeClient {
+            client,
+            config: Arc::new(config.clone()),
+        })
     }
 
     /// The endpoint URL.
@@ -91,7 +96,10 @@ impl IntakeClient {
 
     /// POSTs an empty JSON array, proving the intake is reachable and accepts the key.
     pub async fn check(&self) -> Result<(), AgentError> {
-        match self.post(Bytes::from_static(b"[]"), None, "application/json").await {
+        match self
+            .post(Bytes::from_static(b"[]"), None, "application/json")
+            .await
+        {
             Outcome::Delivered => Ok(()),
             Outcome::Retry(reason) | Outcome::Rejected(reason) => Err(AgentError::Intake(reason)),
         }
@@ -111,7 +119,11 @@ impl IntakeClient {
         };
         let deadline = Duration::from_millis(self.config.request_timeout_ms);
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|err| describe_client_error(&err))?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|err| describe_client_error(&err))?;
             let status = response.status();
             let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
                 .collect()
@@ -132,7 +144,9 @@ fn classify(status: StatusCode, answer: &[u8]) -> Outcome {
     if status.is_success() {
         return Outcome::Delivered;
     }
-    let text = String::from_utf8_lossy(&answer[..answer.len().min(512)]).trim().to_string();
+    let text = String::from_utf8_lossy(&answer[..answer.len().min(512)])
+        .trim()
+        .to_string();
     let reason = format!("intake answered {status}: {text}");
     match status.as_u16() {
         400 | 413 | 415 | 422 => Outcome::Rejected(reason),

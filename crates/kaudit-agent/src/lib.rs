@@ -40,7 +40,8 @@ pub fn run(config: AgentConfig) -> Result<(), AgentError> {
     let runtime = runtime()?;
     runtime.block_on(async move {
         let shutdown = async {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = async {
@@ -68,14 +69,21 @@ pub async fn run_until(
         source,
     })?;
     let _lock = lock_state_dir(&config)?;
-    let policy = config.policy_file.as_deref().map(policy::LoadedPolicy::load).transpose()?;
+    let policy = config
+        .policy_file
+        .as_deref()
+        .map(policy::LoadedPolicy::load)
+        .transpose()?;
     let filter = filter::Filter::new(config.scope.clone(), policy).map(Arc::new);
     let client = intake::IntakeClient::new(&config.intake)?;
     let spool_dir = config.spool_dir();
     let spool_config = config.spool;
     let spool = tokio::task::spawn_blocking(move || spool::Spool::open(&spool_dir, spool_config))
         .await
-        .map_err(|err| AgentError::Io { context: "spool open".into(), source: std::io::Error::other(err) })??;
+        .map_err(|err| AgentError::Io {
+            context: "spool open".into(),
+            source: std::io::Error::other(err),
+        })??;
     if !spool.is_empty() {
         tracing::info!(
             events = spool.pending_events(),
@@ -135,7 +143,9 @@ pub async fn run_until(
             while let Some(record) = record_receiver.recv().await {
                 if let Err(err) = admitting.admit_tail(record).await {
                     // The batch is not acknowledged, so the tail reads it again after a restart.
-                    admit_metrics.healthy.store(false, std::sync::atomic::Ordering::Relaxed);
+                    admit_metrics
+                        .healthy
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(error = %err, "cannot queue a tail batch; restart the agent");
                 }
             }
@@ -143,10 +153,20 @@ pub async fn run_until(
         let tail_config = config.clone();
         let tail_metrics = metrics.clone();
         let handles = tokio::task::spawn_blocking(move || {
-            tail_source::start(&tail_config, filter, tail_metrics, run_id, record_sender, ack_receiver)
+            tail_source::start(
+                &tail_config,
+                filter,
+                tail_metrics,
+                run_id,
+                record_sender,
+                ack_receiver,
+            )
         })
         .await
-        .map_err(|err| AgentError::Io { context: "tail start".into(), source: std::io::Error::other(err) })??;
+        .map_err(|err| AgentError::Io {
+            context: "tail start".into(),
+            source: std::io::Error::other(err),
+        })??;
         Some(handles)
     };
     tracing::info!(intake = %client.url(), files = ?config.files, "agent started");
@@ -195,7 +215,10 @@ pub fn check(config: &AgentConfig) -> Result<CheckReport, AgentError> {
         context: format!("cannot create the state directory {}", config.state_dir.display()),
         source,
     })?;
-    lines.push(format!("state directory writable: {}", config.state_dir.display()));
+    lines.push(format!(
+        "state directory writable: {}",
+        config.state_dir.display()
+    ));
     let runtime = runtime()?;
     let client = intake::IntakeClient::new(&config.intake)?;
     runtime.block_on(client.check())?;
@@ -208,7 +231,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, AgentError> {
         .enable_all()
         .max_blocking_threads(8)
         .build()
-        .map_err(|source| AgentError::Io { context: "cannot start the async runtime".into(), source })
+        .map_err(|source| AgentError::Io {
+            context: "cannot start the async runtime".into(),
+            source,
+        })
 }
 
 /// Holds an exclusive lock on `<state_dir>/lock` so that two agents never share checkpoints
@@ -220,15 +246,19 @@ fn lock_state_dir(config: &AgentConfig) -> Result<std::fs::File, AgentError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| AgentError::Io { context: format!("cannot open {}", path.display()), source })?;
+        .map_err(|source| AgentError::Io {
+            context: format!("cannot open {}", path.display()),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(AgentError::Config {
             place: "state_dir".into(),
             message: format!("{} is in use by another agent", config.state_dir.display()),
         }),
-        Err(std::fs::TryLockError::Error(source)) => {
-            Err(AgentError::Io { context: format!("cannot lock {}", path.display()), source })
-        }
+        Err(std::fs::TryLockError::Error(source)) => Err(AgentError::Io {
+            context: format!("cannot lock {}", path.display()),
+            source,
+        }),
     }
 }

@@ -19,8 +19,10 @@ impl LoadedPolicy {
     /// Reads and validates the policy file; warnings (unknown fields and the like) are
     /// logged, errors name `file:line:column`.
     pub fn load(path: &Path) -> Result<LoadedPolicy, AgentError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| AgentError::ReadFile { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| AgentError::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let loaded = kaudit_policy::load(&text).map_err(|err| AgentError::Policy {
             path: path.to_path_buf(),
             message: err
@@ -33,7 +35,9 @@ impl LoadedPolicy {
         for warning in &loaded.warnings {
             tracing::warn!(place = %format!("{}:{}", path.display(), warning.span), message = %warning.message, "audit policy warning");
         }
-        Ok(LoadedPolicy { policy: loaded.policy })
+        Ok(LoadedPolicy {
+            policy: loaded.policy,
+        })
     }
 
     /// The event as the policy would have recorded it, `None` when it would not exist.

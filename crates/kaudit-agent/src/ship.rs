@@ -178,7 +178,9 @@ impl Shipper {
                     Metrics::add(&metrics.batches_shipped, 1);
                     Metrics::add(&metrics.bytes_shipped, u64::from(record.raw_bytes));
                     Metrics::add(&metrics.bytes_sent, record.body.len() as u64);
-                    metrics.newest_shipped_nanos.fetch_max(record.newest_nanos, Ordering::Relaxed);
+                    metrics
+                        .newest_shipped_nanos
+                        .fetch_max(record.newest_nanos, Ordering::Relaxed);
                     if attempt > 0 {
                         tracing::info!(attempts = attempt + 1, "intake reachable again");
                     }
@@ -224,7 +226,10 @@ impl Shipper {
             let spool = self.spool.clone();
             let peeked = tokio::task::spawn_blocking(move || lock(&spool).peek())
                 .await
-                .map_err(|err| AgentError::Io { context: "spool reader".into(), source: std::io::Error::other(err) })??;
+                .map_err(|err| AgentError::Io {
+                    context: "spool reader".into(),
+                    source: std::io::Error::other(err),
+                })??;
             if let Some((id, record)) = peeked {
                 return Ok(Some(Next::Spooled(id, record)));
             }
@@ -235,7 +240,9 @@ impl Shipper {
 
     async fn spool_append(&self, record: Record, durability: Durability) -> Result<(), AgentError> {
         let events = record.events;
-        let dropped = self.with_spool(move |spool| spool.append(&record, durability)).await??;
+        let dropped = self
+            .with_spool(move |spool| spool.append(&record, durability))
+            .await??;
         if dropped.segments > 0 {
             Metrics::add(&self.metrics.dropped_spool_full, dropped.events);
             tracing::error!(
@@ -252,7 +259,9 @@ impl Shipper {
     }
 
     async fn spool_commit(&self, id: RecordId) -> Result<(), AgentError> {
-        self.with_spool(move |spool| spool.commit(id)).await?.map_err(AgentError::from)
+        self.with_spool(move |spool| spool.commit(id))
+            .await?
+            .map_err(AgentError::from)
     }
 
     async fn spool_holds(&self, id: RecordId) -> bool {
@@ -272,7 +281,10 @@ impl Shipper {
             (result, guard.is_empty(), guard.bytes(), guard.pending_events())
         })
         .await
-        .map_err(|err| AgentError::Io { context: "spool task".into(), source: std::io::Error::other(err) })?;
+        .map_err(|err| AgentError::Io {
+            context: "spool task".into(),
+            source: std::io::Error::other(err),
+        })?;
         self.spool_empty.store(empty, Ordering::Release);
         self.metrics.spool_bytes.store(bytes, Ordering::Relaxed);
         self.metrics.spool_events.store(events, Ordering::Relaxed);
@@ -281,7 +293,9 @@ impl Shipper {
 
     fn refresh_spool_gauges(&self, spool: &Spool) {
         self.metrics.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
-        self.metrics.spool_events.store(spool.pending_events(), Ordering::Relaxed);
+        self.metrics
+            .spool_events
+            .store(spool.pending_events(), Ordering::Relaxed);
     }
 }
 
@@ -314,7 +328,10 @@ impl Jitter {
 
     /// The wait before retry `attempt` (0-based).
     pub fn backoff(&mut self, retry: &RetryConfig, attempt: u32) -> Duration {
-        let ceiling = retry.initial_backoff_ms.saturating_mul(1u64 << attempt.min(32)).min(retry.max_backoff_ms);
+        let ceiling = retry
+            .initial_backoff_ms
+            .saturating_mul(1u64 << attempt.min(32))
+            .min(retry.max_backoff_ms);
         Duration::from_millis(self.next() % (ceiling + 1))
     }
 }

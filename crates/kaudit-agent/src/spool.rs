@@ -177,7 +177,11 @@ impl Spool {
         if let Some(front) = spool.segments.front()
             && front.seq == cursor_seq
         {
-            spool.cursor_idx = front.records.iter().take_while(|record| record.offset < cursor_offset).count();
+            spool.cursor_idx = front
+                .records
+                .iter()
+                .take_while(|record| record.offset < cursor_offset)
+                .count();
         }
         spool.pending_events = spool.count_pending();
         spool.remove_consumed_front()?;
@@ -197,7 +201,11 @@ impl Spool {
     /// True when every record is acknowledged.
     pub fn is_empty(&self) -> bool {
         self.segments.iter().enumerate().all(|(idx, segment)| {
-            if idx == 0 { self.cursor_idx >= segment.records.len() } else { segment.records.is_empty() }
+            if idx == 0 {
+                self.cursor_idx >= segment.records.len()
+            } else {
+                segment.records.is_empty()
+            }
         })
     }
 
@@ -205,7 +213,10 @@ impl Spool {
     pub fn append(&mut self, record: &Record, durability: Durability) -> Result<Dropped, SpoolError> {
         let len = (HEADER_LEN + META_LEN + record.body.len()) as u64;
         if len > self.config.max_bytes || len > MAX_RECORD_LEN as u64 {
-            return Err(SpoolError::TooLarge { len, max_bytes: self.config.max_bytes });
+            return Err(SpoolError::TooLarge {
+                len,
+                max_bytes: self.config.max_bytes,
+            });
         }
         let needs_new_segment = match self.segments.back() {
             None => true,
@@ -226,17 +237,29 @@ impl Spool {
         }
         let encoded = encode(record);
         let Some(active) = self.segments.back_mut() else {
-            return Err(io_error("append", &self.dir, io::Error::other("no active segment")));
+            return Err(io_error(
+                "append",
+                &self.dir,
+                io::Error::other("no active segment"),
+            ));
         };
         let path = self.dir.join(segment_name(active.seq));
         let Some(writer) = self.writer.as_mut() else {
             return Err(io_error("append", &path, io::Error::other("no open segment")));
         };
-        writer.write_all(&encoded).map_err(|source| io_error("append", &path, source))?;
+        writer
+            .write_all(&encoded)
+            .map_err(|source| io_error("append", &path, source))?;
         if durability == Durability::Sync {
-            writer.sync_data().map_err(|source| io_error("fsync", &path, source))?;
+            writer
+                .sync_data()
+                .map_err(|source| io_error("fsync", &path, source))?;
         }
-        active.records.push(RecordIndex { offset: active.bytes, len, events: record.events });
+        active.records.push(RecordIndex {
+            offset: active.bytes,
+            len,
+            events: record.events,
+        });
         active.bytes += len;
         self.total_bytes += len;
         self.pending_events += u64::from(record.events);
@@ -245,25 +268,42 @@ impl Spool {
 
     /// The oldest unacknowledged record, if any.
     pub fn peek(&mut self) -> Result<Option<(RecordId, Record)>, SpoolError> {
-        let Some(front) = self.segments.front() else { return Ok(None) };
-        let Some(index) = front.records.get(self.cursor_idx).copied() else { return Ok(None) };
+        let Some(front) = self.segments.front() else {
+            return Ok(None);
+        };
+        let Some(index) = front.records.get(self.cursor_idx).copied() else {
+            return Ok(None);
+        };
         let path = self.segment_path(front.seq);
-        let id = RecordId { seq: front.seq, offset: index.offset };
+        let id = RecordId {
+            seq: front.seq,
+            offset: index.offset,
+        };
         let mut file = File::open(&path).map_err(|source| io_error("open", &path, source))?;
-        file.seek(SeekFrom::Start(index.offset)).map_err(|source| io_error("seek", &path, source))?;
+        file.seek(SeekFrom::Start(index.offset))
+            .map_err(|source| io_error("seek", &path, source))?;
         let mut buffer = vec![0; usize::try_from(index.len).unwrap_or(usize::MAX)];
-        file.read_exact(&mut buffer).map_err(|source| io_error("read", &path, source))?;
+        file.read_exact(&mut buffer)
+            .map_err(|source| io_error("read", &path, source))?;
         match decode(&buffer) {
             Some(record) => Ok(Some((id, record))),
-            None => Err(io_error("read", &path, io::Error::new(io::ErrorKind::InvalidData, "record changed on disk"))),
+            None => Err(io_error(
+                "read",
+                &path,
+                io::Error::new(io::ErrorKind::InvalidData, "record changed on disk"),
+            )),
         }
     }
 
     /// Acknowledges the record `id` (the one [`Spool::peek`] returned). A record whose segment
     /// was dropped in the meantime is ignored.
     pub fn commit(&mut self, id: RecordId) -> Result<(), SpoolError> {
-        let Some(front) = self.segments.front() else { return Ok(()) };
-        let Some(index) = front.records.get(self.cursor_idx) else { return Ok(()) };
+        let Some(front) = self.segments.front() else {
+            return Ok(());
+        };
+        let Some(index) = front.records.get(self.cursor_idx) else {
+            return Ok(());
+        };
         if front.seq != id.seq || index.offset != id.offset {
             return Ok(());
         }
@@ -289,13 +329,21 @@ impl Spool {
             .enumerate()
             .map(|(idx, segment)| {
                 let skip = if idx == 0 { self.cursor_idx } else { 0 };
-                segment.records.iter().skip(skip).map(|record| u64::from(record.events)).sum::<u64>()
+                segment
+                    .records
+                    .iter()
+                    .skip(skip)
+                    .map(|record| u64::from(record.events))
+                    .sum::<u64>()
             })
             .sum()
     }
 
     fn start_segment(&mut self, durability: Durability) -> Result<(), SpoolError> {
-        let seq = self.segments.back().map_or_else(|| read_cursor(&self.dir).0, |last| last.seq + 1);
+        let seq = self
+            .segments
+            .back()
+            .map_or_else(|| read_cursor(&self.dir).0, |last| last.seq + 1);
         let path = self.segment_path(seq);
         let file = OpenOptions::new()
             .create(true)
@@ -307,7 +355,11 @@ impl Spool {
         }
         self.writer = Some(file);
         let was_empty = self.segments.is_empty();
-        self.segments.push_back(Segment { seq, bytes: 0, records: Vec::new() });
+        self.segments.push_back(Segment {
+            seq,
+            bytes: 0,
+            records: Vec::new(),
+        });
         if was_empty {
             self.cursor_idx = 0;
         }
@@ -315,9 +367,15 @@ impl Spool {
     }
 
     fn drop_oldest_segment(&mut self) -> Result<Dropped, SpoolError> {
-        let Some(segment) = self.segments.pop_front() else { return Ok(Dropped::default()) };
-        let events: u64 =
-            segment.records.iter().skip(self.cursor_idx).map(|record| u64::from(record.events)).sum();
+        let Some(segment) = self.segments.pop_front() else {
+            return Ok(Dropped::default());
+        };
+        let events: u64 = segment
+            .records
+            .iter()
+            .skip(self.cursor_idx)
+            .map(|record| u64::from(record.events))
+            .sum();
         self.cursor_idx = 0;
         self.pending_events = self.pending_events.saturating_sub(events);
         self.total_bytes = self.total_bytes.saturating_sub(segment.bytes);
@@ -326,7 +384,11 @@ impl Spool {
         if let Some(front) = self.segments.front() {
             self.write_cursor(front.seq, 0)?;
         }
-        Ok(Dropped { events, bytes: segment.bytes, segments: 1 })
+        Ok(Dropped {
+            events,
+            bytes: segment.bytes,
+            segments: 1,
+        })
     }
 
     /// Removes fully acknowledged segments from the front, the active one included (the
@@ -371,17 +433,25 @@ fn segment_name(seq: u64) -> String {
 }
 
 fn io_error(operation: &'static str, path: &Path, source: io::Error) -> SpoolError {
-    SpoolError::Io { operation, path: path.to_path_buf(), source }
+    SpoolError::Io {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
-    File::open(dir).and_then(|handle| handle.sync_all()).map_err(|source| io_error("fsync", dir, source))
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|source| io_error("fsync", dir, source))
 }
 
 /// The saved cursor, `(0, 0)` when there is none or it is unreadable (everything on disk is
 /// then delivered again, which the intake collapses).
 fn read_cursor(dir: &Path) -> (u64, u64) {
-    let Ok(text) = fs::read_to_string(dir.join(CURSOR_FILE)) else { return (0, 0) };
+    let Ok(text) = fs::read_to_string(dir.join(CURSOR_FILE)) else {
+        return (0, 0);
+    };
     let mut parts = text.split_whitespace().map(str::parse::<u64>);
     match (parts.next(), parts.next()) {
         (Some(Ok(seq)), Some(Ok(offset))) => (seq, offset),
@@ -422,10 +492,21 @@ fn decode(bytes: &[u8]) -> Option<Record> {
     if len < META_LEN || crc32fast::hash(rest) != crc {
         return None;
     }
-    let u32_at = |at: usize| rest.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
-    let u64_at = |at: usize| rest.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    let u32_at = |at: usize| {
+        rest.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    let u64_at = |at: usize| {
+        rest.get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
     let origin = match rest[0] {
-        0 => Origin::Tail { run_id: u64_at(17)?, seq: u64_at(25)? },
+        0 => Origin::Tail {
+            run_id: u64_at(17)?,
+            seq: u64_at(25)?,
+        },
         1 => Origin::Webhook,
         _ => return None,
     };
@@ -440,20 +521,34 @@ fn decode(bytes: &[u8]) -> Option<Record> {
 
 /// Scans a segment, truncating it at the first torn or corrupt record.
 fn recover_segment(path: &Path, seq: u64) -> Result<Segment, SpoolError> {
-    let mut file =
-        OpenOptions::new().read(true).write(true).open(path).map_err(|source| io_error("open", path, source))?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| io_error("open", path, source))?;
     let mut content = Vec::new();
-    file.read_to_end(&mut content).map_err(|source| io_error("read", path, source))?;
+    file.read_to_end(&mut content)
+        .map_err(|source| io_error("read", path, source))?;
     let mut records = Vec::new();
     let mut offset = 0usize;
     while offset < content.len() {
         let rest = &content[offset..];
-        let len = match rest.get(4..8).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes) {
+        let len = match rest
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+        {
             Some(len) => HEADER_LEN + len as usize,
             None => break,
         };
-        let Some(record) = rest.get(..len).and_then(decode) else { break };
-        records.push(RecordIndex { offset: offset as u64, len: len as u64, events: record.events });
+        let Some(record) = rest.get(..len).and_then(decode) else {
+            break;
+        };
+        records.push(RecordIndex {
+            offset: offset as u64,
+            len: len as u64,
+            events: record.events,
+        });
         offset += len;
     }
     if offset < content.len() {
@@ -463,9 +558,14 @@ fn recover_segment(path: &Path, seq: u64) -> Result<Segment, SpoolError> {
             cut_bytes = content.len() - offset,
             "spool segment ends with a torn record, cut (it was never acknowledged)"
         );
-        file.set_len(offset as u64).map_err(|source| io_error("truncate", path, source))?;
+        file.set_len(offset as u64)
+            .map_err(|source| io_error("truncate", path, source))?;
     }
-    Ok(Segment { seq, bytes: offset as u64, records })
+    Ok(Segment {
+        seq,
+        bytes: offset as u64,
+        records,
+    })
 }
 
 #[cfg(test)]

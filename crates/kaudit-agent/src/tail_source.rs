@@ -10,9 +10,9 @@
 //! Nothing here parses JSON unless a scope or policy is configured.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -74,7 +74,10 @@ pub fn start(
     let compressor = std::thread::Builder::new()
         .name("kaudit-gzip".into())
         .spawn(move || compress_loop(raw_receiver, output, gzip_level, run_id, &compressor_metrics))
-        .map_err(|source| AgentError::Io { context: "cannot start the compressor thread".into(), source })?;
+        .map_err(|source| AgentError::Io {
+            context: "cannot start the compressor thread".into(),
+            source,
+        })?;
     let reader = Reader {
         tailer,
         builder: BatchBuilder::new(&config.batch),
@@ -100,8 +103,15 @@ pub fn start(
                 tracing::error!(error = %err, "the tail source stopped");
             }
         })
-        .map_err(|source| AgentError::Io { context: "cannot start the tail thread".into(), source })?;
-    Ok(TailHandles { reader, compressor, stop })
+        .map_err(|source| AgentError::Io {
+            context: "cannot start the tail thread".into(),
+            source,
+        })?;
+    Ok(TailHandles {
+        reader,
+        compressor,
+        stop,
+    })
 }
 
 struct Reader {
@@ -148,12 +158,18 @@ impl Reader {
                     self.cut()?;
                     continue;
                 }
-                let wait = self.builder.due_in(now).map_or(self.poll_interval, |due| due.min(self.poll_interval));
+                let wait = self
+                    .builder
+                    .due_in(now)
+                    .map_or(self.poll_interval, |due| due.min(self.poll_interval));
                 self.wait_for_acks(wait)?;
                 continue;
             }
             Metrics::add(&self.metrics.lines_read, batch.len() as u64);
-            Metrics::add(&self.metrics.bytes_read, (batch.line_bytes() + batch.len()) as u64);
+            Metrics::add(
+                &self.metrics.bytes_read,
+                (batch.line_bytes() + batch.len()) as u64,
+            );
             for line in batch.lines() {
                 self.consume(line.bytes, line.position);
                 if self.builder.is_full() {
@@ -289,10 +305,18 @@ impl Reader {
 
     fn report(&mut self, event: TailEvent) {
         match event {
-            TailEvent::Opened { path, fingerprint, offset } => {
+            TailEvent::Opened {
+                path,
+                fingerprint,
+                offset,
+            } => {
                 tracing::info!(path = %path.display(), fingerprint = %fingerprint, offset, "reading audit log file");
             }
-            TailEvent::Finished { path, fingerprint, size } => {
+            TailEvent::Finished {
+                path,
+                fingerprint,
+                size,
+            } => {
                 tracing::debug!(path = %path.display(), fingerprint = %fingerprint, size, "rotated file read to its end");
             }
             TailEvent::Loss(loss) => {
@@ -312,7 +336,9 @@ impl Reader {
                     "audit log data lost before it could be read"
                 );
             }
-            TailEvent::LineTooLong { path, offset, length, .. } => {
+            TailEvent::LineTooLong {
+                path, offset, length, ..
+            } => {
                 Metrics::add(&self.metrics.lines_too_long, 1);
                 tracing::error!(
                     path = %path.display(),
@@ -321,7 +347,9 @@ impl Reader {
                     "audit log line longer than max_line_bytes, skipped"
                 );
             }
-            TailEvent::UnterminatedLine { path, offset, length, .. } => {
+            TailEvent::UnterminatedLine {
+                path, offset, length, ..
+            } => {
                 Metrics::add(&self.metrics.lines_too_long, 1);
                 tracing::error!(path = %path.display(), offset, length, "rotated file ended in a partial line, skipped");
             }

@@ -118,29 +118,91 @@ impl Metrics {
     /// Seconds between `now_nanos` and the newest acknowledged event, 0 before the first.
     pub fn lag_seconds(&self, now_nanos: i64) -> f64 {
         let newest = self.newest_shipped_nanos.load(Ordering::Relaxed);
-        if newest <= 0 { 0.0 } else { (now_nanos.saturating_sub(newest)).max(0) as f64 / 1e9 }
+        if newest <= 0 {
+            0.0
+        } else {
+            (now_nanos.saturating_sub(newest)).max(0) as f64 / 1e9
+        }
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self, now_nanos: i64) -> String {
         let mut out = String::with_capacity(4096);
         let counters: [(&str, &str, &AtomicU64); 13] = [
-            (names::LINES_READ, "Lines read from the audit log files.", &self.lines_read),
-            (names::BYTES_READ, "Bytes read from the audit log files.", &self.bytes_read),
-            (names::LINES_TOO_LONG, "Lines over max_line_bytes, reported and skipped.", &self.lines_too_long),
-            (names::WEBHOOK_EVENTS, "Events received on the webhook and spooled.", &self.webhook_events),
-            (names::WEBHOOK_REJECTED, "Webhook requests refused.", &self.webhook_rejected),
-            (names::EVENTS_FILTERED, "Events cut by the scope or the policy.", &self.events_filtered),
-            (names::EVENTS_SHIPPED, "Events acknowledged by the intake.", &self.events_shipped),
-            (names::BATCHES_SHIPPED, "Batches acknowledged by the intake.", &self.batches_shipped),
-            (names::BYTES_SHIPPED, "Uncompressed bytes acknowledged by the intake.", &self.bytes_shipped),
-            (names::BYTES_SENT, "Compressed bytes of acknowledged batches.", &self.bytes_sent),
-            (names::RETRIES, "Delivery attempts that failed and are retried.", &self.retries),
-            (names::LOST_FILES, "Files pruned, truncated or corrupt before being read.", &self.lost_files),
-            (names::LOST_BYTES, "Bytes pruned or truncated away before being read.", &self.lost_bytes),
+            (
+                names::LINES_READ,
+                "Lines read from the audit log files.",
+                &self.lines_read,
+            ),
+            (
+                names::BYTES_READ,
+                "Bytes read from the audit log files.",
+                &self.bytes_read,
+            ),
+            (
+                names::LINES_TOO_LONG,
+                "Lines over max_line_bytes, reported and skipped.",
+                &self.lines_too_long,
+            ),
+            (
+                names::WEBHOOK_EVENTS,
+                "Events received on the webhook and spooled.",
+                &self.webhook_events,
+            ),
+            (
+                names::WEBHOOK_REJECTED,
+                "Webhook requests refused.",
+                &self.webhook_rejected,
+            ),
+            (
+                names::EVENTS_FILTERED,
+                "Events cut by the scope or the policy.",
+                &self.events_filtered,
+            ),
+            (
+                names::EVENTS_SHIPPED,
+                "Events acknowledged by the intake.",
+                &self.events_shipped,
+            ),
+            (
+                names::BATCHES_SHIPPED,
+                "Batches acknowledged by the intake.",
+                &self.batches_shipped,
+            ),
+            (
+                names::BYTES_SHIPPED,
+                "Uncompressed bytes acknowledged by the intake.",
+                &self.bytes_shipped,
+            ),
+            (
+                names::BYTES_SENT,
+                "Compressed bytes of acknowledged batches.",
+                &self.bytes_sent,
+            ),
+            (
+                names::RETRIES,
+                "Delivery attempts that failed and are retried.",
+                &self.retries,
+            ),
+            (
+                names::LOST_FILES,
+                "Files pruned, truncated or corrupt before being read.",
+                &self.lost_files,
+            ),
+            (
+                names::LOST_BYTES,
+                "Bytes pruned or truncated away before being read.",
+                &self.lost_bytes,
+            ),
         ];
         for (name, help, value) in counters {
-            metric(&mut out, name, help, "counter", &[("", Metrics::get(value).to_string())]);
+            metric(
+                &mut out,
+                name,
+                help,
+                "counter",
+                &[("", Metrics::get(value).to_string())],
+            );
         }
         metric(
             &mut out,
@@ -148,15 +210,37 @@ impl Metrics {
             "Events dropped by the agent.",
             "counter",
             &[
-                ("reason=\"spool_full\"", Metrics::get(&self.dropped_spool_full).to_string()),
-                ("reason=\"rejected\"", Metrics::get(&self.dropped_rejected).to_string()),
+                (
+                    "reason=\"spool_full\"",
+                    Metrics::get(&self.dropped_spool_full).to_string(),
+                ),
+                (
+                    "reason=\"rejected\"",
+                    Metrics::get(&self.dropped_rejected).to_string(),
+                ),
             ],
         );
         let gauges: [(&str, &str, String); 5] = [
-            (names::SPOOL_BYTES, "Bytes in the spool.", Metrics::get(&self.spool_bytes).to_string()),
-            (names::SPOOL_EVENTS, "Events in the spool.", Metrics::get(&self.spool_events).to_string()),
-            (names::LAG_BYTES, "Log bytes not yet acknowledged.", Metrics::get(&self.lag_bytes).to_string()),
-            (names::LAG_SECONDS, "Age of the newest acknowledged event.", format!("{:.3}", self.lag_seconds(now_nanos))),
+            (
+                names::SPOOL_BYTES,
+                "Bytes in the spool.",
+                Metrics::get(&self.spool_bytes).to_string(),
+            ),
+            (
+                names::SPOOL_EVENTS,
+                "Events in the spool.",
+                Metrics::get(&self.spool_events).to_string(),
+            ),
+            (
+                names::LAG_BYTES,
+                "Log bytes not yet acknowledged.",
+                Metrics::get(&self.lag_bytes).to_string(),
+            ),
+            (
+                names::LAG_SECONDS,
+                "Age of the newest acknowledged event.",
+                format!("{:.3}", self.lag_seconds(now_nanos)),
+            ),
             (
                 names::INTAKE_UP,
                 "1 while deliveries succeed.",

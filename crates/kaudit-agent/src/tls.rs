@@ -18,7 +18,10 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, AgentErro
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| AgentError::Tls(format!("{}: {err}", path.display())))?;
     if certs.is_empty() {
-        return Err(AgentError::Tls(format!("{}: no PEM certificate found", path.display())));
+        return Err(AgentError::Tls(format!(
+            "{}: no PEM certificate found",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -41,7 +44,9 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<rustls::ServerConfig>, Ag
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in read_certs(path)? {
-                roots.add(cert).map_err(|err| AgentError::Tls(format!("{}: {err}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|err| AgentError::Tls(format!("{}: {err}", path.display())))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()

@@ -55,10 +55,18 @@ pub struct WebhookContext {
 
 /// Binds the webhook receiver's socket; serving starts with [`serve`].
 pub async fn bind(config: &WebhookConfig) -> Result<(TcpListener, Option<TlsAcceptor>), AgentError> {
-    let tls = config.tls.as_ref().map(crate::tls::server_config).transpose()?.map(TlsAcceptor::from);
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?
+        .map(TlsAcceptor::from);
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|source| AgentError::Listen { addr: config.listen, source })?;
+        .map_err(|source| AgentError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     Ok((listener, tls))
 }
 
@@ -86,7 +94,9 @@ where
                 async move { Ok::<_, Infallible>(handler(request).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).keep_alive(true);
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true);
             let result = match tls {
                 None => http.serve_connection(TokioIo::new(stream), service).await,
                 Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
@@ -119,7 +129,10 @@ pub async fn handle(context: Arc<WebhookContext>, request: Request<Incoming>) ->
 
 async fn handle_inner(context: &WebhookContext, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "POST an audit.k8s.io/v1 EventList");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST an audit.k8s.io/v1 EventList",
+        );
     }
     if let Some(token) = &context.token {
         let presented = request
@@ -128,32 +141,43 @@ async fn handle_inner(context: &WebhookContext, request: Request<Incoming>) -> R
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim);
-        if !presented.is_some_and(|presented| constant_time_eq(presented.as_bytes(), token.expose().as_bytes())) {
+        if !presented
+            .is_some_and(|presented| constant_time_eq(presented.as_bytes(), token.expose().as_bytes()))
+        {
             return text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
     }
-    let gzipped = match request.headers().get(CONTENT_ENCODING).map(|value| value.to_str().unwrap_or("?")) {
+    let gzipped = match request
+        .headers()
+        .get(CONTENT_ENCODING)
+        .map(|value| value.to_str().unwrap_or("?"))
+    {
         None | Some("identity") => false,
         Some("gzip") => true,
         Some(other) => {
-            return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("unsupported Content-Encoding {other:?}"));
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &format!("unsupported Content-Encoding {other:?}"),
+            );
         }
     };
     let limit = context.max_body_bytes;
-    let body = match tokio::time::timeout(BODY_TIMEOUT, Limited::new(request.into_body(), limit).collect()).await {
-        Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body not received in time"),
-        Ok(Err(err)) => {
-            if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return text(StatusCode::PAYLOAD_TOO_LARGE, &format!("body over {limit} bytes"));
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(request.into_body(), limit).collect()).await {
+            Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body not received in time"),
+            Ok(Err(err)) => {
+                if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    return text(StatusCode::PAYLOAD_TOO_LARGE, &format!("body over {limit} bytes"));
+                }
+                return text(StatusCode::BAD_REQUEST, "cannot read the body");
             }
-            return text(StatusCode::BAD_REQUEST, "cannot read the body");
-        }
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
     let filter = context.filter.clone();
     let gzip_level = context.gzip_level;
     let prepared =
-        tokio::task::spawn_blocking(move || prepare(&body, gzipped, limit, filter.as_deref(), gzip_level)).await;
+        tokio::task::spawn_blocking(move || prepare(&body, gzipped, limit, filter.as_deref(), gzip_level))
+            .await;
     let prepared = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(reason)) => return text(StatusCode::BAD_REQUEST, &reason),
@@ -242,12 +266,21 @@ pub fn prepare(
         tracing::warn!(skipped = skips, first = %reason, "webhook body held pieces that are not audit events");
     }
     if events == 0 {
-        return Ok(Prepared { record: None, filtered });
+        return Ok(Prepared {
+            record: None,
+            filtered,
+        });
     }
     let raw_bytes = u32::try_from(lines.len()).unwrap_or(u32::MAX);
     let body = crate::batch::gzip(&lines, gzip_level);
     Ok(Prepared {
-        record: Some(Record { origin: Origin::Webhook, events, raw_bytes, newest_nanos, body: Bytes::from(body) }),
+        record: Some(Record {
+            origin: Origin::Webhook,
+            events,
+            raw_bytes,
+            newest_nanos,
+            body: Bytes::from(body),
+        }),
         filtered,
     })
 }
@@ -277,7 +310,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
     *response.status_mut() = status;
-    let content_type = if body.starts_with('{') { "application/json" } else { "text/plain; charset=utf-8" };
+    let content_type = if body.starts_with('{') {
+        "application/json"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(CONTENT_TYPE, value);
     }

@@ -32,7 +32,13 @@ fn documents() -> Vec<(PathBuf, Node)> {
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read manifest");
         let parsed = kaudit_yaml::parse(&text).unwrap_or_else(|err| {
-            panic!("{}:{}: {}\n{}", file.display(), err.span, err.message, kaudit_yaml::caret(&text, err.span))
+            panic!(
+                "{}:{}: {}\n{}",
+                file.display(),
+                err.span,
+                err.message,
+                kaudit_yaml::caret(&text, err.span)
+            )
         });
         for document in parsed {
             if !document.is_null() {
@@ -58,11 +64,15 @@ fn at<'a>(node: &'a Node, path: &str) -> Option<&'a Node> {
 }
 
 fn text<'a>(node: &'a Node, path: &str) -> &'a str {
-    at(node, path).and_then(|node| node.as_scalar()).unwrap_or_else(|| panic!("no scalar at {path}"))
+    at(node, path)
+        .and_then(|node| node.as_scalar())
+        .unwrap_or_else(|| panic!("no scalar at {path}"))
 }
 
 fn seq<'a>(node: &'a Node, path: &str) -> &'a [Node] {
-    at(node, path).and_then(|node| node.as_seq()).unwrap_or_else(|| panic!("no list at {path}"))
+    at(node, path)
+        .and_then(|node| node.as_seq())
+        .unwrap_or_else(|| panic!("no list at {path}"))
 }
 
 fn find<'a>(documents: &'a [(PathBuf, Node)], kind: &str, name: &str) -> &'a Node {
@@ -74,15 +84,21 @@ fn find<'a>(documents: &'a [(PathBuf, Node)], kind: &str, name: &str) -> &'a Nod
 }
 
 fn by_name<'a>(list: &'a [Node], name: &str) -> &'a Node {
-    list.iter().find(|node| text(node, "name") == name).unwrap_or_else(|| panic!("no entry named {name}"))
+    list.iter()
+        .find(|node| text(node, "name") == name)
+        .unwrap_or_else(|| panic!("no entry named {name}"))
 }
 
 fn args(container: &Node) -> Vec<&str> {
-    seq(container, "args").iter().map(|arg| arg.as_scalar().expect("scalar arg")).collect()
+    seq(container, "args")
+        .iter()
+        .map(|arg| arg.as_scalar().expect("scalar arg"))
+        .collect()
 }
 
 fn flag<'a>(args: &[&'a str], name: &str) -> Option<&'a str> {
-    args.iter().find_map(|arg| arg.strip_prefix(&format!("--{name}=")))
+    args.iter()
+        .find_map(|arg| arg.strip_prefix(&format!("--{name}=")))
 }
 
 #[test]
@@ -90,7 +106,11 @@ fn every_manifest_parses_and_names_its_kind() {
     for (file, document) in documents() {
         let kind = text(&document, "kind");
         assert!(!kind.is_empty(), "{}: no kind", file.display());
-        assert!(at(&document, "apiVersion").is_some(), "{}: no apiVersion", file.display());
+        assert!(
+            at(&document, "apiVersion").is_some(),
+            "{}: no apiVersion",
+            file.display()
+        );
     }
 }
 
@@ -105,7 +125,8 @@ fn the_agent_runs_on_control_plane_nodes_and_reads_the_log_read_only() {
     );
     let tolerations = seq(pod, "tolerations");
     assert!(
-        tolerations.iter().any(|toleration| text(toleration, "key") == "node-role.kubernetes.io/control-plane"
+        tolerations.iter().any(|toleration| text(toleration, "key")
+            == "node-role.kubernetes.io/control-plane"
             && text(toleration, "operator") == "Exists"
             && text(toleration, "effect") == "NoSchedule"),
         "toleration of the control-plane taint"
@@ -119,12 +140,21 @@ fn the_agent_runs_on_control_plane_nodes_and_reads_the_log_read_only() {
     let key = by_name(volumes, "intake-key");
     let secret_name = text(key, "secret/secretName");
     let secret = find(&documents, "Secret", secret_name);
-    assert!(at(secret, "stringData/key").or_else(|| at(secret, "data/key")).is_some(), "the Secret has a key");
+    assert!(
+        at(secret, "stringData/key")
+            .or_else(|| at(secret, "data/key"))
+            .is_some(),
+        "the Secret has a key"
+    );
 
     let container = by_name(seq(pod, "containers"), "agent");
     let mounts = seq(container, "volumeMounts");
     let log_mount = by_name(mounts, "audit-log");
-    assert_eq!(text(log_mount, "readOnly"), "true", "the audit log is mounted read-only");
+    assert_eq!(
+        text(log_mount, "readOnly"),
+        "true",
+        "the audit log is mounted read-only"
+    );
     let log_dir = text(log_mount, "mountPath");
     let state_mount = text(by_name(mounts, "state"), "mountPath");
     let key_mount = by_name(mounts, "intake-key");
@@ -133,33 +163,65 @@ fn the_agent_runs_on_control_plane_nodes_and_reads_the_log_read_only() {
     let args = args(container);
     assert_eq!(args.first().copied(), Some("agent"));
     let file = flag(&args, "file").expect("--file");
-    assert!(file.starts_with(&format!("{log_dir}/")), "--file {file} is under the mounted {log_dir}");
-    assert_eq!(flag(&args, "state-dir"), Some(state_mount), "--state-dir is the state hostPath mount");
+    assert!(
+        file.starts_with(&format!("{log_dir}/")),
+        "--file {file} is under the mounted {log_dir}"
+    );
+    assert_eq!(
+        flag(&args, "state-dir"),
+        Some(state_mount),
+        "--state-dir is the state hostPath mount"
+    );
     assert_eq!(state_path, "/var/lib/kaudit-agent");
     let key_file = flag(&args, "intake-key-file").expect("--intake-key-file");
-    assert!(key_file.starts_with(text(key_mount, "mountPath")), "the key file comes from the Secret");
+    assert!(
+        key_file.starts_with(text(key_mount, "mountPath")),
+        "the key file comes from the Secret"
+    );
     assert!(flag(&args, "intake-key").is_none(), "no key on the command line");
     let intake = flag(&args, "intake").expect("--intake");
     let service = find(&documents, "Service", "kaudit-intake");
     let port = text(service, "spec/ports/0/port");
-    assert_eq!(intake, format!("http://kaudit-intake.{}.svc:{port}", text(service, "metadata/namespace")));
+    assert_eq!(
+        intake,
+        format!(
+            "http://kaudit-intake.{}.svc:{port}",
+            text(service, "metadata/namespace")
+        )
+    );
     let metrics = flag(&args, "metrics-listen").expect("--metrics-listen");
     let metrics_port = metrics.rsplit(':').next().expect("port");
     assert_eq!(text(container, "ports/0/containerPort"), metrics_port);
     assert_eq!(text(container, "livenessProbe/httpGet/path"), "/healthz");
 
     for resource in ["cpu", "memory"] {
-        assert!(at(container, &format!("resources/limits/{resource}")).is_some(), "limits.{resource}");
-        assert!(at(container, &format!("resources/requests/{resource}")).is_some(), "requests.{resource}");
+        assert!(
+            at(container, &format!("resources/limits/{resource}")).is_some(),
+            "limits.{resource}"
+        );
+        assert!(
+            at(container, &format!("resources/requests/{resource}")).is_some(),
+            "requests.{resource}"
+        );
     }
-    assert_eq!(text(container, "securityContext/allowPrivilegeEscalation"), "false");
+    assert_eq!(
+        text(container, "securityContext/allowPrivilegeEscalation"),
+        "false"
+    );
     assert_eq!(text(container, "securityContext/readOnlyRootFilesystem"), "true");
     assert_eq!(text(container, "securityContext/capabilities/drop/0"), "ALL");
 
     let intake = find(&documents, "Deployment", "kaudit-intake");
     let intake_container = at(intake, "spec/template/spec/containers/0").expect("intake container");
-    assert_eq!(text(container, "image"), text(intake_container, "image"), "one image for both");
-    assert!(!text(container, "image").ends_with(":latest"), "a pinned image tag");
+    assert_eq!(
+        text(container, "image"),
+        text(intake_container, "image"),
+        "one image for both"
+    );
+    assert!(
+        !text(container, "image").ends_with(":latest"),
+        "a pinned image tag"
+    );
 }
 
 #[test]
@@ -174,20 +236,36 @@ fn the_intake_has_its_service_volume_and_limits() {
     let service = find(&documents, "Service", "kaudit-intake");
     let target = text(service, "spec/ports/0/targetPort");
     let container_port = by_name(seq(container, "ports"), target);
-    assert_eq!(listen.rsplit(':').next(), Some(text(container_port, "containerPort")));
+    assert_eq!(
+        listen.rsplit(':').next(),
+        Some(text(container_port, "containerPort"))
+    );
     assert_eq!(
         text(service, "spec/selector/app.kubernetes.io~1name"),
-        text(deployment, "spec/template/metadata/labels/app.kubernetes.io~1name"),
+        text(
+            deployment,
+            "spec/template/metadata/labels/app.kubernetes.io~1name"
+        ),
         "the Service selects the intake pods"
     );
     let data_dir = flag(&args, "data-dir").expect("--data-dir");
     let mount = by_name(seq(container, "volumeMounts"), "data");
     assert_eq!(text(mount, "mountPath"), data_dir);
-    let claim = text(by_name(seq(pod, "volumes"), "data"), "persistentVolumeClaim/claimName");
+    let claim = text(
+        by_name(seq(pod, "volumes"), "data"),
+        "persistentVolumeClaim/claimName",
+    );
     find(&documents, "PersistentVolumeClaim", claim);
-    assert_eq!(text(deployment, "spec/strategy/type"), "Recreate", "one writer on the volume at a time");
+    assert_eq!(
+        text(deployment, "spec/strategy/type"),
+        "Recreate",
+        "one writer on the volume at a time"
+    );
     for resource in ["cpu", "memory"] {
-        assert!(at(container, &format!("resources/limits/{resource}")).is_some(), "limits.{resource}");
+        assert!(
+            at(container, &format!("resources/limits/{resource}")).is_some(),
+            "limits.{resource}"
+        );
     }
 }
 
@@ -196,7 +274,11 @@ fn the_apiserver_side_is_a_valid_policy_and_webhook_kubeconfig() {
     let dir = deploy_dir().join("apiserver");
     let policy = std::fs::read_to_string(dir.join("audit-policy.yaml")).expect("policy");
     let loaded = kaudit_policy::load(&policy).unwrap_or_else(|err| panic!("audit-policy.yaml: {err}"));
-    assert!(loaded.warnings.is_empty(), "audit-policy.yaml warnings: {:?}", loaded.warnings);
+    assert!(
+        loaded.warnings.is_empty(),
+        "audit-policy.yaml warnings: {:?}",
+        loaded.warnings
+    );
     let documents = documents();
     let kubeconfig = documents
         .iter()
@@ -206,6 +288,9 @@ fn the_apiserver_side_is_a_valid_policy_and_webhook_kubeconfig() {
     let current = text(kubeconfig, "current-context");
     let context = by_name(seq(kubeconfig, "contexts"), current);
     let cluster = by_name(seq(kubeconfig, "clusters"), text(context, "context/cluster"));
-    assert!(text(cluster, "cluster/server").starts_with("https://"), "the webhook goes over TLS");
+    assert!(
+        text(cluster, "cluster/server").starts_with("https://"),
+        "the webhook goes over TLS"
+    );
     by_name(seq(kubeconfig, "users"), text(context, "context/user"));
 }

@@ -9,11 +9,11 @@ mod agent_support;
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use agent_support::{key_of, loss_reports, wait_for, Agent, LogWriter, Sink, KEY};
+use agent_support::{Agent, KEY, LogWriter, Sink, key_of, loss_reports, wait_for};
 
 const MAX_SIZE: u64 = 1024 * 1024;
 const MAX_BACKUP: usize = 3;
@@ -25,12 +25,18 @@ fn start_agent(work: &Path, run: usize, url: &str) -> Agent {
     let state = work.join("state");
     Agent::start(
         &[
-            "--config", config.to_str().expect("utf-8"),
-            "--file", file.to_str().expect("utf-8"),
-            "--intake", url,
-            "--state-dir", state.to_str().expect("utf-8"),
-            "--flush-interval-ms", "50",
-            "--poll-interval-ms", "10",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--file",
+            file.to_str().expect("utf-8"),
+            "--intake",
+            url,
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+            "--flush-interval-ms",
+            "50",
+            "--poll-interval-ms",
+            "10",
         ],
         work.join(format!("agent-{run}.log")),
     )
@@ -39,7 +45,11 @@ fn start_agent(work: &Path, run: usize, url: &str) -> Agent {
 #[test]
 fn no_event_is_lost_or_invented_across_kills_rotations_and_intake_outages() {
     let work = tempfile::tempdir().expect("tempdir");
-    let work = if std::env::var_os("KAUDIT_KEEP_TEST_DIR").is_some() { work.keep() } else { work.path().to_path_buf() };
+    let work = if std::env::var_os("KAUDIT_KEEP_TEST_DIR").is_some() {
+        work.keep()
+    } else {
+        work.path().to_path_buf()
+    };
     let work = work.as_path();
     eprintln!("work directory: {}", work.display());
     // Retries capped low so that a restarted intake is found quickly; the key from the file.
@@ -98,7 +108,9 @@ fn no_event_is_lost_or_invented_across_kills_rotations_and_intake_outages() {
     // The agent is down long enough for files it knew to be pruned.
     agent.kill();
     let target = rotations() + MAX_BACKUP as u64 + 2;
-    wait_for("rotations while the agent is down", LIMIT, || rotations() >= target);
+    wait_for("rotations while the agent is down", LIMIT, || {
+        rotations() >= target
+    });
     runs += 1;
     agent = start_agent(work, runs, &url);
     // Another kill while catching up, and an intake outage in the middle of it.
@@ -126,7 +138,13 @@ fn no_event_is_lost_or_invented_across_kills_rotations_and_intake_outages() {
         .map(|event| event.key.clone())
         .collect();
     let received_keys = || -> HashSet<(String, String)> {
-        sink.received.lock().expect("lock").lines.iter().map(|line| key_of(line)).collect()
+        sink.received
+            .lock()
+            .expect("lock")
+            .lines
+            .iter()
+            .map(|line| key_of(line))
+            .collect()
     };
     wait_for("every kept event at the intake", LIMIT, || {
         agent.assert_running();
@@ -134,10 +152,18 @@ fn no_event_is_lost_or_invented_across_kills_rotations_and_intake_outages() {
     });
 
     let received = received_keys();
-    let written_keys: HashSet<(String, String)> = written_events.iter().map(|event| event.key.clone()).collect();
+    let written_keys: HashSet<(String, String)> =
+        written_events.iter().map(|event| event.key.clone()).collect();
     let invented: Vec<_> = received.difference(&written_keys).collect();
-    assert!(invented.is_empty(), "the intake holds events never written: {:?}", &invented[..invented.len().min(5)]);
-    let missing: Vec<_> = written_events.iter().filter(|event| !received.contains(&event.key)).collect();
+    assert!(
+        invented.is_empty(),
+        "the intake holds events never written: {:?}",
+        &invented[..invented.len().min(5)]
+    );
+    let missing: Vec<_> = written_events
+        .iter()
+        .filter(|event| !received.contains(&event.key))
+        .collect();
     for event in &missing {
         assert!(
             pruned.contains(&event.generation),
@@ -170,7 +196,11 @@ fn no_event_is_lost_or_invented_across_kills_rotations_and_intake_outages() {
     let reported_bytes: u64 = per_file.values().sum();
     eprintln!("reported lost: {} files, {reported_bytes} bytes", per_file.len());
     if !missing.is_empty() {
-        assert!(!reports.is_empty(), "{} events missing but the agent reported no loss", missing.len());
+        assert!(
+            !reports.is_empty(),
+            "{} events missing but the agent reported no loss",
+            missing.len()
+        );
         assert!(reported_bytes > 0, "loss reported without a byte count");
     }
     agent.assert_running();

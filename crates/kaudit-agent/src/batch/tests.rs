@@ -3,7 +3,12 @@
 use super::*;
 
 fn config(max_events: usize, max_bytes: usize) -> BatchConfig {
-    BatchConfig { max_events, max_bytes, flush_interval_ms: 60_000, gzip_level: 1 }
+    BatchConfig {
+        max_events,
+        max_bytes,
+        flush_interval_ms: 60_000,
+        gzip_level: 1,
+    }
 }
 
 /// Pushes `lines` and returns the number of events in each batch cut when full.
@@ -40,23 +45,35 @@ fn the_body_is_the_lines_as_given_and_gzip_round_trips() {
         b"{\"auditID\":\"a\",\"stageTimestamp\":\"2024-05-01T10:11:12.123456Z\"}\n\
 {\"auditID\":\"b\",\"stageTimestamp\":\"2024-05-01T10:11:13.000001Z\"}\n"
     );
-    assert_eq!(batch.newest_nanos, kaudit_model::parse_rfc3339_nanos("2024-05-01T10:11:13.000001Z").expect("time"));
+    assert_eq!(
+        batch.newest_nanos,
+        kaudit_model::parse_rfc3339_nanos("2024-05-01T10:11:13.000001Z").expect("time")
+    );
     let compressed = gzip(&batch.body, 1);
     let mut back = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut back).expect("gunzip");
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&compressed[..]), &mut back)
+        .expect("gunzip");
     assert_eq!(back, batch.body);
 }
 
 #[test]
 fn stage_timestamp_probe_tolerates_odd_lines() {
     let cases: [(&[u8], Option<&str>); 4] = [
-        (br#"{"stageTimestamp":"2024-05-01T10:11:12.5Z"}"#, Some("2024-05-01T10:11:12.5Z")),
+        (
+            br#"{"stageTimestamp":"2024-05-01T10:11:12.5Z"}"#,
+            Some("2024-05-01T10:11:12.5Z"),
+        ),
         (br#"{"stageTimestamp":null}"#, None),
         (br#"{"stageTimestamp":"not a time"}"#, None),
         (b"garbage", None),
     ];
     for (line, expected) in cases {
         let expected = expected.map(|text| kaudit_model::parse_rfc3339_nanos(text).expect("time"));
-        assert_eq!(stage_timestamp_nanos(line), expected, "{}", String::from_utf8_lossy(line));
+        assert_eq!(
+            stage_timestamp_nanos(line),
+            expected,
+            "{}",
+            String::from_utf8_lossy(line)
+        );
     }
 }

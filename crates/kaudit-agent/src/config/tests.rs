@@ -12,14 +12,22 @@ fn minimal() -> Overrides {
 }
 
 /// Loads `toml` (when given) with `overrides` and returns the config or the error text.
-fn load(toml: Option<&str>, overrides: Overrides, environment_key: Option<&str>) -> Result<AgentConfig, String> {
+fn load(
+    toml: Option<&str>,
+    overrides: Overrides,
+    environment_key: Option<&str>,
+) -> Result<AgentConfig, String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("agent.toml");
     if let Some(text) = toml {
         std::fs::write(&path, text).expect("write");
     }
-    AgentConfig::load(toml.map(|_| path.as_path()), overrides, environment_key.map(str::to_string))
-        .map_err(|err| err.to_string().replace(&dir.path().display().to_string(), "DIR"))
+    AgentConfig::load(
+        toml.map(|_| path.as_path()),
+        overrides,
+        environment_key.map(str::to_string),
+    )
+    .map_err(|err| err.to_string().replace(&dir.path().display().to_string(), "DIR"))
 }
 
 fn check_error(toml: Option<&str>, overrides: Overrides, expected: &str) {
@@ -66,7 +74,10 @@ max_events = 50
         ..minimal()
     };
     let config = load(Some(toml), overrides, None).expect("loads");
-    assert_eq!(config.files, vec!["/var/log/kubernetes/apiserver/audit.log".to_string()]);
+    assert_eq!(
+        config.files,
+        vec!["/var/log/kubernetes/apiserver/audit.log".to_string()]
+    );
     assert_eq!(config.intake.key.expose(), "k-flag");
     assert_eq!(config.intake.url, "http://127.0.0.1:8080/intake/v1/events");
     assert_eq!(config.start_at, StartAt::Beginning);
@@ -111,16 +122,52 @@ fn mistakes_are_reported_with_their_place() {
     check_error(Some("[batch]\nmax_events = 0\n"), minimal(), "batch.max_events");
     check_error(Some("[batch]\ngzip_level = 12\n"), minimal(), "batch.gzip_level");
     check_error(Some("[spool]\nmax_bytes = 10\n"), minimal(), "spool.max_bytes");
-    check_error(None, Overrides { intake_url: Some("ftp://x".into()), ..minimal() }, "intake.url");
-    check_error(None, Overrides { intake_url: None, ..minimal() }, "no intake given");
-    check_error(None, Overrides { files: Vec::new(), ..minimal() }, "nothing to collect");
     check_error(
         None,
-        Overrides { tls_cert: Some("c.pem".into()), listen: Some("127.0.0.1:0".parse().expect("addr")), ..minimal() },
+        Overrides {
+            intake_url: Some("ftp://x".into()),
+            ..minimal()
+        },
+        "intake.url",
+    );
+    check_error(
+        None,
+        Overrides {
+            intake_url: None,
+            ..minimal()
+        },
+        "no intake given",
+    );
+    check_error(
+        None,
+        Overrides {
+            files: Vec::new(),
+            ..minimal()
+        },
+        "nothing to collect",
+    );
+    check_error(
+        None,
+        Overrides {
+            tls_cert: Some("c.pem".into()),
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            ..minimal()
+        },
         "--tls-cert and --tls-key go together",
     );
-    check_error(None, Overrides { tls_cert: Some("c.pem".into()), ..minimal() }, "without an address");
-    check_error(Some("[[scope]]\nresources = [\"a/b/c\"]\n"), minimal(), "scope[0]");
+    check_error(
+        None,
+        Overrides {
+            tls_cert: Some("c.pem".into()),
+            ..minimal()
+        },
+        "without an address",
+    );
+    check_error(
+        Some("[[scope]]\nresources = [\"a/b/c\"]\n"),
+        minimal(),
+        "scope[0]",
+    );
 }
 
 #[test]
@@ -136,6 +183,9 @@ fn the_webhook_alone_is_enough_and_reads_its_token_file() {
     };
     let config = load(None, overrides, None).expect("loads");
     let webhook = config.webhook.expect("webhook");
-    assert_eq!(webhook.token.map(|token| token.expose().to_string()), Some("s3cret".to_string()));
+    assert_eq!(
+        webhook.token.map(|token| token.expose().to_string()),
+        Some("s3cret".to_string())
+    );
     assert!(webhook.tls.is_none());
 }

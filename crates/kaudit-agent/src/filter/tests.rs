@@ -2,7 +2,13 @@
 
 use super::*;
 
-fn event(group: Option<&str>, resource: &str, subresource: Option<&str>, namespace: Option<&str>, verb: &str) -> String {
+fn event(
+    group: Option<&str>,
+    resource: &str,
+    subresource: Option<&str>,
+    namespace: Option<&str>,
+    verb: &str,
+) -> String {
     let mut object_ref = format!(r#""resource":"{resource}""#);
     if let Some(group) = group {
         object_ref.push_str(&format!(r#","apiGroup":"{group}""#));
@@ -24,13 +30,31 @@ fn check_scope(flag: &str, expected: &[(&str, bool)]) {
     let filter = Filter::new(vec![rule], None).expect("a filter");
     let events = [
         ("pod", event(None, "pods", None, Some("prod"), "create")),
-        ("pod-exec", event(None, "pods", Some("exec"), Some("prod"), "create")),
-        ("deploy-scale", event(Some("apps"), "deployments", Some("scale"), Some("dev"), "update")),
+        (
+            "pod-exec",
+            event(None, "pods", Some("exec"), Some("prod"), "create"),
+        ),
+        (
+            "deploy-scale",
+            event(Some("apps"), "deployments", Some("scale"), Some("dev"), "update"),
+        ),
         ("node", event(None, "nodes", None, None, "get")),
-        ("crb", event(Some("rbac.authorization.k8s.io"), "clusterrolebindings", None, None, "create")),
+        (
+            "crb",
+            event(
+                Some("rbac.authorization.k8s.io"),
+                "clusterrolebindings",
+                None,
+                None,
+                "create",
+            ),
+        ),
     ];
     for (name, admitted) in expected {
-        let (_, raw) = events.iter().find(|(event_name, _)| event_name == name).expect("known event");
+        let (_, raw) = events
+            .iter()
+            .find(|(event_name, _)| event_name == name)
+            .expect("known event");
         let verdict = filter.apply(raw);
         let shipped = matches!(verdict, Verdict::Ship(_));
         assert_eq!(shipped, *admitted, "scope {flag:?} on {name}: {verdict:?}");
@@ -41,23 +65,63 @@ fn check_scope(flag: &str, expected: &[(&str, bool)]) {
 fn scope_follows_admission_rule_matching() {
     check_scope(
         "resources=pods",
-        &[("pod", true), ("pod-exec", false), ("deploy-scale", false), ("node", false)],
+        &[
+            ("pod", true),
+            ("pod-exec", false),
+            ("deploy-scale", false),
+            ("node", false),
+        ],
     );
     check_scope("resources=pods/*", &[("pod", false), ("pod-exec", true)]);
-    check_scope("resources=*/scale", &[("deploy-scale", true), ("pod-exec", false), ("pod", false)]);
-    check_scope("resources=*", &[("pod", true), ("node", true), ("pod-exec", false)]);
-    check_scope("resources=*/*", &[("pod", false), ("pod-exec", true), ("deploy-scale", true)]);
-    check_scope("apiGroups=", &[("pod", true), ("node", true), ("deploy-scale", false), ("crb", false)]);
-    check_scope("apiGroups=apps,rbac.authorization.k8s.io", &[("deploy-scale", true), ("crb", true), ("pod", false)]);
-    check_scope("namespaces=prod", &[("pod", true), ("pod-exec", true), ("deploy-scale", false), ("node", false)]);
+    check_scope(
+        "resources=*/scale",
+        &[("deploy-scale", true), ("pod-exec", false), ("pod", false)],
+    );
+    check_scope(
+        "resources=*",
+        &[("pod", true), ("node", true), ("pod-exec", false)],
+    );
+    check_scope(
+        "resources=*/*",
+        &[("pod", false), ("pod-exec", true), ("deploy-scale", true)],
+    );
+    check_scope(
+        "apiGroups=",
+        &[
+            ("pod", true),
+            ("node", true),
+            ("deploy-scale", false),
+            ("crb", false),
+        ],
+    );
+    check_scope(
+        "apiGroups=apps,rbac.authorization.k8s.io",
+        &[("deploy-scale", true), ("crb", true), ("pod", false)],
+    );
+    check_scope(
+        "namespaces=prod",
+        &[
+            ("pod", true),
+            ("pod-exec", true),
+            ("deploy-scale", false),
+            ("node", false),
+        ],
+    );
     check_scope("namespaces=", &[("node", true), ("crb", true), ("pod", false)]);
-    check_scope("verbs=create,update", &[("pod", true), ("deploy-scale", true), ("node", false)]);
-    check_scope("apiGroups=*;resources=*/*;namespaces=dev", &[("deploy-scale", true), ("pod-exec", false)]);
+    check_scope(
+        "verbs=create,update",
+        &[("pod", true), ("deploy-scale", true), ("node", false)],
+    );
+    check_scope(
+        "apiGroups=*;resources=*/*;namespaces=dev",
+        &[("deploy-scale", true), ("pod-exec", false)],
+    );
 }
 
 #[test]
 fn non_resource_requests_and_unparsable_lines_are_handled() {
-    let filter = Filter::new(vec![ScopeRule::parse_flag("resources=*").expect("scope")], None).expect("filter");
+    let filter =
+        Filter::new(vec![ScopeRule::parse_flag("resources=*").expect("scope")], None).expect("filter");
     let healthz = r#"{"kind":"Event","auditID":"y","stage":"ResponseComplete","verb":"get","requestURI":"/healthz","stageTimestamp":"2024-05-01T10:11:12.123456Z"}"#;
     assert_eq!(filter.apply(healthz), Verdict::Filtered);
     assert_eq!(filter.apply("not json"), Verdict::Unparsed);
@@ -74,5 +138,8 @@ fn scope_flags_report_mistakes() {
         let err = ScopeRule::parse_flag(flag).expect_err(flag);
         assert!(err.contains(message), "{flag}: {err}");
     }
-    assert!(Filter::new(Vec::new(), None).is_none(), "no scope means no parsing at all");
+    assert!(
+        Filter::new(Vec::new(), None).is_none(),
+        "no scope means no parsing at all"
+    );
 }

@@ -3,7 +3,11 @@
 use super::*;
 
 fn config(max_bytes: u64, segment_bytes: u64) -> SpoolConfig {
-    SpoolConfig { max_bytes, segment_bytes, fsync: crate::config::FsyncPolicy::Always }
+    SpoolConfig {
+        max_bytes,
+        segment_bytes,
+        fsync: crate::config::FsyncPolicy::Always,
+    }
 }
 
 fn record(tag: u64, events: u32, body_len: usize) -> Record {
@@ -35,7 +39,9 @@ fn check_roundtrip(segment_bytes: u64, tags: &[u64], acknowledged: usize, expect
     {
         let mut spool = Spool::open(dir.path(), config(64 * 1024 * 1024, segment_bytes)).expect("open");
         for &tag in tags {
-            spool.append(&record(tag, 3, 100), Durability::Sync).expect("append");
+            spool
+                .append(&record(tag, 3, 100), Durability::Sync)
+                .expect("append");
         }
         for _ in 0..acknowledged {
             let (id, _) = spool.peek().expect("peek").expect("a record");
@@ -80,7 +86,9 @@ fn a_torn_last_record_is_cut_and_the_rest_kept() {
     {
         let mut spool = Spool::open(dir.path(), config(1 << 20, 1 << 20)).expect("open");
         for tag in 1..=3 {
-            spool.append(&record(tag, 1, 50), Durability::Sync).expect("append");
+            spool
+                .append(&record(tag, 1, 50), Durability::Sync)
+                .expect("append");
         }
     }
     let segment = fs::read_dir(dir.path())
@@ -91,7 +99,12 @@ fn a_torn_last_record_is_cut_and_the_rest_kept() {
         .expect("a segment");
     let len = fs::metadata(&segment).expect("stat").len();
     // A crash in the middle of the third append.
-    OpenOptions::new().write(true).open(&segment).expect("open").set_len(len - 20).expect("cut");
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .expect("open")
+        .set_len(len - 20)
+        .expect("cut");
     let mut spool = Spool::open(dir.path(), config(1 << 20, 1 << 20)).expect("reopen");
     assert_eq!(drain(&mut spool), vec![1, 2]);
     // Appends go on after recovery.
@@ -106,7 +119,9 @@ fn a_full_spool_drops_the_oldest_segments_and_counts_their_events() {
     let mut spool = Spool::open(dir.path(), config(4300, 2100)).expect("open");
     let mut dropped = Dropped::default();
     for tag in 1..=8 {
-        let outcome = spool.append(&record(tag, 10, 1000), Durability::Buffered).expect("append");
+        let outcome = spool
+            .append(&record(tag, 10, 1000), Durability::Buffered)
+            .expect("append");
         dropped.events += outcome.events;
         dropped.segments += outcome.segments;
     }
@@ -121,10 +136,14 @@ fn a_full_spool_drops_the_oldest_segments_and_counts_their_events() {
 fn a_commit_of_a_record_dropped_meanwhile_is_ignored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spool = Spool::open(dir.path(), config(4300, 2100)).expect("open");
-    spool.append(&record(1, 1, 1000), Durability::Buffered).expect("append");
+    spool
+        .append(&record(1, 1, 1000), Durability::Buffered)
+        .expect("append");
     let (stale, _) = spool.peek().expect("peek").expect("record");
     for tag in 2..=8 {
-        spool.append(&record(tag, 1, 1000), Durability::Buffered).expect("append");
+        spool
+            .append(&record(tag, 1, 1000), Durability::Buffered)
+            .expect("append");
     }
     spool.commit(stale).expect("commit");
     let remaining = drain(&mut spool);
@@ -136,7 +155,9 @@ fn a_commit_of_a_record_dropped_meanwhile_is_ignored() {
 fn a_record_larger_than_the_spool_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spool = Spool::open(dir.path(), config(2000, 2000)).expect("open");
-    let err = spool.append(&record(1, 1, 5000), Durability::Buffered).expect_err("too large");
+    let err = spool
+        .append(&record(1, 1, 5000), Durability::Buffered)
+        .expect_err("too large");
     assert!(matches!(err, SpoolError::TooLarge { .. }), "{err}");
     assert!(spool.is_empty());
 }
@@ -146,7 +167,9 @@ fn acknowledged_segments_are_removed_from_disk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spool = Spool::open(dir.path(), config(1 << 20, 150)).expect("open");
     for tag in 1..=4 {
-        spool.append(&record(tag, 1, 100), Durability::Buffered).expect("append");
+        spool
+            .append(&record(tag, 1, 100), Durability::Buffered)
+            .expect("append");
     }
     drain(&mut spool);
     let segments = fs::read_dir(dir.path())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use kaudit_agent::config::{AgentConfig, Overrides, Secret, StartAt, INTAKE_KEY_ENV};
+use kaudit_agent::config::{AgentConfig, INTAKE_KEY_ENV, Overrides, Secret, StartAt};
 use kaudit_agent::filter::ScopeRule;
 
 /// Flags of `kaudit agent`. Every flag overrides the same setting of `--config`.
@@ -114,7 +114,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_line_bytes: args.max_line_bytes,
         poll_interval_ms: args.poll_interval_ms,
     };
-    let config = match AgentConfig::load(config_file.as_deref(), overrides, std::env::var(INTAKE_KEY_ENV).ok()) {
+    let config = match AgentConfig::load(
+        config_file.as_deref(),
+        overrides,
+        std::env::var(INTAKE_KEY_ENV).ok(),
+    ) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("kaudit agent: invalid configuration: {}", error_chain(&err));
@@ -128,7 +132,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    kaudit_agent::run(config).map_err(|err| anyhow::anyhow!(error_chain(&err))).context("while running the agent")?;
+    kaudit_agent::run(config)
+        .map_err(|err| anyhow::anyhow!(error_chain(&err)))
+        .context("while running the agent")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,5 +153,9 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 fn install_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KAUDIT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
 }

@@ -171,14 +171,21 @@ fn handle_connection(
             }
             received.batches += 1;
         }
-        writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")?;
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")?;
     }
 }
 
 /// `(auditID, stage)` of an event line.
 pub fn key_of(line: &str) -> (String, String) {
     let value: serde_json::Value = serde_json::from_str(line).expect("an event line is JSON");
-    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     (field("auditID"), field("stage"))
 }
 
@@ -270,7 +277,11 @@ pub struct LogWriter {
 impl LogWriter {
     pub fn new(dir: &Path, max_size: u64, max_backup: usize, compress: bool) -> LogWriter {
         fs::create_dir_all(dir).expect("log dir");
-        let file = OpenOptions::new().create(true).append(true).open(dir.join("audit.log")).expect("audit.log");
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("audit.log"))
+            .expect("audit.log");
         LogWriter {
             dir: dir.to_path_buf(),
             max_size,
@@ -301,12 +312,19 @@ impl LogWriter {
             self.file.write_all(&data).expect("append");
             self.size += bytes;
             let key = key_of(&line);
-            self.log.lock().expect("lock").events.push(Written { key, line, generation: self.generation });
+            self.log.lock().expect("lock").events.push(Written {
+                key,
+                line,
+                generation: self.generation,
+            });
         }
     }
 
     fn rotate(&mut self) {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64;
         let stamp_ms = now_ms.max(self.last_stamp_ms + 1);
         self.last_stamp_ms = stamp_ms;
         let backup = self.dir.join(format!("audit-{}.log", lumberjack_time(stamp_ms)));
@@ -321,7 +339,8 @@ impl LogWriter {
         let backup = if self.compress {
             let gz = PathBuf::from(format!("{}.gz", backup.display()));
             let plain = fs::read(&backup).expect("read backup");
-            let mut encoder = flate2::write::GzEncoder::new(File::create(&gz).expect("gz"), flate2::Compression::fast());
+            let mut encoder =
+                flate2::write::GzEncoder::new(File::create(&gz).expect("gz"), flate2::Compression::fast());
             encoder.write_all(&plain).expect("gzip");
             encoder.finish().expect("gzip end");
             fs::remove_file(&backup).expect("remove plain backup");
@@ -332,7 +351,9 @@ impl LogWriter {
         self.backups.push_back((backup, self.generation));
         let mut log = self.log.lock().expect("lock");
         while self.backups.len() > self.max_backup {
-            let Some((path, generation)) = self.backups.pop_front() else { break };
+            let Some((path, generation)) = self.backups.pop_front() else {
+                break;
+            };
             fs::remove_file(&path).expect("prune");
             log.pruned_generations.insert(generation);
         }
@@ -348,7 +369,12 @@ fn lumberjack_time(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}.{millis:03}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}.{millis:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -367,7 +393,14 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// A realistic audit event line of request `id` at `stage` (sizes vary between about 600
 /// bytes and 3 KB; creates carry a request body).
 pub fn event_line(id: u64, stage: &str) -> String {
-    let audit_id = format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", id * 2_654_435_761 % 0xffff_ffff, id % 0xffff, id % 0xfff, (id / 7) % 0xfff, id);
+    let audit_id = format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        id * 2_654_435_761 % 0xffff_ffff,
+        id % 0xffff,
+        id % 0xfff,
+        (id / 7) % 0xfff,
+        id
+    );
     let namespaces = ["default", "kube-system", "team-a", "team-b", "prod"];
     let namespace = namespaces[(id % namespaces.len() as u64) as usize];
     let (verb, resource, body) = match id % 5 {
@@ -377,8 +410,17 @@ pub fn event_line(id: u64, stage: &str) -> String {
         3 => ("patch", "deployments", true),
         _ => ("watch", "endpoints", false),
     };
-    let group = if resource == "deployments" { r#","apiGroup":"apps""# } else { "" };
-    let ts = format!("2024-05-01T10:{:02}:{:02}.{:06}Z", (id / 60_000) % 60, (id / 1000) % 60, id % 1_000_000);
+    let group = if resource == "deployments" {
+        r#","apiGroup":"apps""#
+    } else {
+        ""
+    };
+    let ts = format!(
+        "2024-05-01T10:{:02}:{:02}.{:06}Z",
+        (id / 60_000) % 60,
+        (id / 1000) % 60,
+        id % 1_000_000
+    );
     let mut line = format!(
         r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"{audit_id}","stage":"{stage}","requestURI":"/api/v1/namespaces/{namespace}/{resource}/obj-{id}","verb":"{verb}","user":{{"username":"system:serviceaccount:{namespace}:builder","uid":"u-{id}","groups":["system:serviceaccounts","system:serviceaccounts:{namespace}","system:authenticated"]}},"sourceIPs":["10.0.{}.{}"],"userAgent":"kubectl/v1.29.0 (linux/amd64) kubernetes/abcdef","objectRef":{{"resource":"{resource}","namespace":"{namespace}","name":"obj-{id}"{group},"apiVersion":"v1"}}"#,
         id % 250,
@@ -393,7 +435,9 @@ pub fn event_line(id: u64, stage: &str) -> String {
             ));
         }
     }
-    line.push_str(&format!(r#","requestReceivedTimestamp":"{ts}","stageTimestamp":"{ts}""#));
+    line.push_str(&format!(
+        r#","requestReceivedTimestamp":"{ts}","stageTimestamp":"{ts}""#
+    ));
     if stage == "ResponseComplete" {
         line.push_str(r#","annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"RBAC: allowed by RoleBinding \"edit/team\" of ClusterRole \"edit\" to ServiceAccount \"builder\""}"#);
     }
