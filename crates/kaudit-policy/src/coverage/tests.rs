@@ -199,7 +199,7 @@ fn users_groups_and_failed_authentication() {
         Status::PartiallyStarved,
         &[(Some(0), "none")],
     );
-    // Failed authentication: one ResponseStarted event, no user.
+    // Failed authentication (the only 401): one ResponseStarted event, no user.
     let unauthorized = rule(
         "Unauthorized",
         Level::Metadata,
@@ -208,14 +208,20 @@ fn users_groups_and_failed_authentication() {
     check(
         "rules:\n- level: Metadata\n  userGroups: [system:authenticated]\n",
         &unauthorized,
-        Status::PartiallyStarved,
+        Status::Starved,
         &[(None, "none")],
     );
     check(
         "rules:\n- level: Metadata\n  omitStages: [ResponseStarted]\n",
         &unauthorized,
-        Status::PartiallyStarved,
+        Status::Starved,
         &[(Some(0), "stage")],
+    );
+    check(
+        "rules:\n- level: None\n  users: [alice]\n- level: Metadata\n",
+        &unauthorized,
+        Status::Covered,
+        &[],
     );
 }
 
