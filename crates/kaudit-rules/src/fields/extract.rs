@@ -422,23 +422,25 @@ fn any_privileged<'e>(ctx: &'e EventCtx<'e>) -> Values<'e> {
     Values::One(Cow::Borrowed(if any { "true" } else { "false" }))
 }
 
-/// `ka.req.volume.hostpath[path]`. The plugin walks the volumes with the request's index
-/// argument, and for a key argument Falco passes index 0: only the first volume is looked at
-/// (no value when it has no `hostPath.path`). `true` if its path equals the argument or, for
-/// an argument ending in `*`, starts with the argument without the `*`.
-fn volume_has_host_path<'e>(ctx: &'e EventCtx<'e>, arg: &Arg, index: Option<u64>) -> Values<'e> {
+/// `ka.req.volume.hostpath[path]`: every volume's `hostPath.path` is read (the key argument
+/// is not an index). As in the k8saudit plugin, the values are read strictly: a volume
+/// without a `hostPath.path` makes the field have no value, and so does a missing or empty
+/// `volumes` array (the plugin's JSON library reads `[]` as no array). Otherwise `true` if a path equals the argument or, for an argument ending in `*`,
+/// starts with the argument without the `*`; else `false`.
+fn volume_has_host_path<'e>(ctx: &'e EventCtx<'e>, arg: &Arg, _index: Option<u64>) -> Values<'e> {
     let Arg::Key(wanted) = arg else {
         return Values::None;
     };
-    let Ok(found) = walk_list(ctx, ReqList::Volumes, index, &["hostPath", "path"]) else {
+    let Some(paths) = all_present(walk_list(ctx, ReqList::Volumes, None, &["hostPath", "path"])) else {
         return Values::None;
     };
+    if paths.is_empty() {
+        return Values::None;
+    }
     let prefix = wanted.strip_suffix('*');
-    let hit = found
-        .into_iter()
-        .flatten()
-        .map(json::render)
-        .any(|path| prefix.is_some_and(|p| path.starts_with(p)) || *path == **wanted);
+    let hit = paths
+        .iter()
+        .any(|path| prefix.is_some_and(|p| path.starts_with(p)) || **path == **wanted);
     Values::One(Cow::Borrowed(if hit { "true" } else { "false" }))
 }
 

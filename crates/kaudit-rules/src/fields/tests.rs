@@ -430,15 +430,10 @@ fn volume_fields() {
                 r#"["flexVolume", "readOnly"]"#,
             ),
             ("ka.req.pod.volumes.volume_type[9]", "<NA>"),
-            // The deprecated field looks at the first volume only (Falco passes index 0 with
-            // a key argument).
-            ("ka.req.volume.hostpath[/etc]", "true"),
-            ("ka.req.volume.hostpath[/et*]", "true"),
-            ("ka.req.volume.hostpath[/*]", "true"),
-            ("ka.req.volume.hostpath[/etc/]", "false"),
-            ("ka.req.volume.hostpath[/et]", "false"),
-            ("ka.req.volume.hostpath[/var/run/docker.sock]", "false"),
-            ("ka.req.volume.hostpath[*]", "true"),
+            // The deprecated field reads every volume's hostPath.path strictly: one volume
+            // without it (the configMap here) leaves the field without a value.
+            ("ka.req.volume.hostpath[/etc]", "<NA>"),
+            ("ka.req.volume.hostpath[*]", "<NA>"),
         ],
     );
     check_all(
@@ -448,6 +443,21 @@ fn volume_fields() {
         &[
             ("ka.req.volume.hostpath[/etc]", "<NA>"),
             ("ka.req.pod.volumes.hostpath", r#"["/etc"]"#),
+        ],
+    );
+    check_all(
+        &pod(
+            r#"{"volumes":[{"name":"etc","hostPath":{"path":"/etc"}},{"name":"sock","hostPath":{"path":"/var/run/docker.sock"}}]}"#,
+        ),
+        &[
+            ("ka.req.volume.hostpath[/etc]", "true"),
+            ("ka.req.volume.hostpath[/et*]", "true"),
+            ("ka.req.volume.hostpath[/*]", "true"),
+            ("ka.req.volume.hostpath[*]", "true"),
+            ("ka.req.volume.hostpath[/etc/]", "false"),
+            ("ka.req.volume.hostpath[/et]", "false"),
+            ("ka.req.volume.hostpath[/var/run/docker.sock]", "true"),
+            ("ka.req.volume.hostpath[/var/run/docker]", "false"),
         ],
     );
     check_all(
