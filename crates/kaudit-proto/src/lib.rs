@@ -21,10 +21,12 @@ pub mod rules;
 
 pub use admin::{CreateIntake, CreateToken, CreatedIntake, CreatedToken, Intake, Role, Token, WhoAmI};
 pub use alerts::{Alert, AlertFilter};
-pub use common::{Bucket, Count, ErrorBody, GroupCount, GroupQuery, Groups, Histogram, HistogramQuery, Page, Priority};
+pub use common::{
+    Bucket, Count, ErrorBody, GroupCount, GroupQuery, Groups, Histogram, HistogramQuery, Page, Priority,
+};
 pub use events::{Event, EventDetail, EventFilter};
 pub use intake::IntakeAck;
 pub use rules::{
-    Policy, PolicyPatch, PolicyRules, PutRuleFile, RuleFile, RuleFileSummary, RuleInfo, ScopeKind, ScopeRule, TestRules,
-    TestRulesResult,
+    Policy, PolicyPatch, PolicyRules, PutRuleFile, RuleFile, RuleFileSummary, RuleInfo, ScopeKind, ScopeRule,
+    TestRules, TestRulesResult,
 };

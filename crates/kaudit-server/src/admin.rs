@@ -63,7 +63,11 @@ pub fn create_token(store: &dyn Store, role: Role, name: &str) -> Result<(ApiTok
     let secret = generate_secret(API_TOKEN_PREFIX)?;
     let name = if name.is_empty() {
         // The secret's random tail makes a unique enough label; it reveals only 6 of 64 digits.
-        format!("{}-{}", role.as_str(), &secret[API_TOKEN_PREFIX.len()..API_TOKEN_PREFIX.len() + 6])
+        format!(
+            "{}-{}",
+            role.as_str(),
+            &secret[API_TOKEN_PREFIX.len()..API_TOKEN_PREFIX.len() + 6]
+        )
     } else {
         check_label("token name", name)?;
         name.to_owned()
@@ -102,15 +106,28 @@ pub fn bootstrap(store: &dyn Store) -> Result<Option<FirstStart>, AdminError> {
     if store.get_setting(BOOTSTRAPPED)?.is_some() {
         return Ok(None);
     }
-    let has_admin = store.list_tokens()?.iter().any(|t| t.role == Role::Admin && t.revoked_ns.is_none());
-    let admin_token = if has_admin { None } else { Some(create_token(store, Role::Admin, "first-admin")?.1) };
+    let has_admin = store
+        .list_tokens()?
+        .iter()
+        .any(|t| t.role == Role::Admin && t.revoked_ns.is_none());
+    let admin_token = if has_admin {
+        None
+    } else {
+        Some(create_token(store, Role::Admin, "first-admin")?.1)
+    };
     let has_intake = !store.list_intakes()?.is_empty();
-    let intake_key = if has_intake { None } else { Some(create_intake(store, "default", "default")?.1) };
+    let intake_key = if has_intake {
+        None
+    } else {
+        Some(create_intake(store, "default", "default")?.1)
+    };
     store.put_setting(BOOTSTRAPPED, &now_ns().to_string())?;
     match (admin_token, intake_key) {
-        (Some(admin_token), Some(intake_key)) => {
-            Ok(Some(FirstStart { admin_token, intake_key, cluster: "default".to_owned() }))
-        }
+        (Some(admin_token), Some(intake_key)) => Ok(Some(FirstStart {
+            admin_token,
+            intake_key,
+            cluster: "default".to_owned(),
+        })),
         _ => Ok(None),
     }
 }

@@ -45,7 +45,10 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The intake key of a request: `X-Intake-Key`, else the bearer token.
 pub fn intake_key(headers: &HeaderMap) -> Option<&str> {
-    let header = headers.get(INTAKE_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = headers
+        .get(INTAKE_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
     match header {
         Some(key) if !key.is_empty() => Some(key),
         _ => bearer(headers),
@@ -72,14 +75,24 @@ mod tests {
         let b = generate_secret(INTAKE_KEY_PREFIX).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), INTAKE_KEY_PREFIX.len() + 64);
-        assert!(a[INTAKE_KEY_PREFIX.len()..].bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            a[INTAKE_KEY_PREFIX.len()..]
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit())
+        );
     }
 
     #[test]
     fn intake_key_from_either_header() {
         assert_eq!(intake_key(&headers(&[("x-intake-key", "k1")])), Some("k1"));
-        assert_eq!(intake_key(&headers(&[("authorization", "Bearer k2")])), Some("k2"));
-        assert_eq!(intake_key(&headers(&[("authorization", "bearer  k3 ")])), Some("k3"));
+        assert_eq!(
+            intake_key(&headers(&[("authorization", "Bearer k2")])),
+            Some("k2")
+        );
+        assert_eq!(
+            intake_key(&headers(&[("authorization", "bearer  k3 ")])),
+            Some("k3")
+        );
         assert_eq!(intake_key(&headers(&[("authorization", "Basic abc")])), None);
         assert_eq!(intake_key(&headers(&[("authorization", "Bearer ")])), None);
         assert_eq!(intake_key(&headers(&[])), None);

@@ -128,7 +128,9 @@ mod tests {
 
     /// Decodes `body` with a 1000-byte limit and returns the status or the decoded length.
     fn check(encoding: Encoding, body: Vec<u8>) -> Result<usize, u16> {
-        decode(encoding, body, 1000).map(|b| b.len()).map_err(|e| e.status().as_u16())
+        decode(encoding, body, 1000)
+            .map(|b| b.len())
+            .map_err(|e| e.status().as_u16())
     }
 
     #[test]
@@ -138,7 +140,10 @@ mod tests {
         assert_eq!(check(Encoding::Gzip, gzip(&vec![0; 50_000_000])), Err(413));
         let zstd_bomb = zstd::encode_all(&vec![0u8; 50_000_000][..], 3).unwrap();
         assert_eq!(check(Encoding::Zstd, zstd_bomb), Err(413));
-        assert_eq!(check(Encoding::Zstd, zstd::encode_all(&b"{}"[..], 3).unwrap()), Ok(2));
+        assert_eq!(
+            check(Encoding::Zstd, zstd::encode_all(&b"{}"[..], 3).unwrap()),
+            Ok(2)
+        );
         assert_eq!(check(Encoding::Identity, vec![b' '; 1001]), Err(413));
     }
 

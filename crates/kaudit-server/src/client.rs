@@ -46,8 +46,15 @@ impl ApiClient {
             .timeout(Duration::from_secs(60))
             .user_agent(concat!("kaudit-cli/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ClientError::Transport { url: base.to_owned(), message: e.to_string() })?;
-        Ok(ApiClient { base: base.trim_end_matches('/').to_owned(), token, http })
+            .map_err(|e| ClientError::Transport {
+                url: base.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(ApiClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
     }
 
     /// `GET path?query`.
@@ -88,19 +95,29 @@ impl ApiClient {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .map_err(|e| ClientError::Transport { url: self.url(path), message: e.without_url().to_string() })?;
+        let response = request.send().map_err(|e| ClientError::Transport {
+            url: self.url(path),
+            message: e.without_url().to_string(),
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let text = response.text().unwrap_or_default();
-        let message = serde_json::from_str::<ErrorBody>(&text).map(|b| b.error).unwrap_or(text);
-        Err(ClientError::Status { status: status.as_u16(), message })
+        let message = serde_json::from_str::<ErrorBody>(&text)
+            .map(|b| b.error)
+            .unwrap_or(text);
+        Err(ClientError::Status {
+            status: status.as_u16(),
+            message,
+        })
     }
 
-    fn send<T: DeserializeOwned>(&self, request: reqwest::blocking::RequestBuilder, path: &str) -> Result<T, ClientError> {
+    fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+        path: &str,
+    ) -> Result<T, ClientError> {
         let response = self.execute(request, path)?;
         let bytes = response.bytes().map_err(|e| ClientError::Decode(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))

@@ -106,9 +106,14 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(&text).map_err(|message| ConfigError::Parse { path: path.to_owned(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
     }
 
     /// Parses TOML text (the file's contents).
@@ -119,7 +124,9 @@ impl Config {
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes == 0 || self.max_decompressed_bytes == 0 {
-            return Err(ConfigError::Invalid("max_body_bytes and max_decompressed_bytes must be positive".into()));
+            return Err(ConfigError::Invalid(
+                "max_body_bytes and max_decompressed_bytes must be positive".into(),
+            ));
         }
         if let Some(url) = &self.database
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -129,7 +136,9 @@ impl Config {
             ));
         }
         for (i, output) in self.outputs.iter().enumerate() {
-            output.validate().map_err(|reason| ConfigError::Invalid(format!("outputs[{i}]: {reason}")))?;
+            output
+                .validate()
+                .map_err(|reason| ConfigError::Invalid(format!("outputs[{i}]: {reason}")))?;
         }
         Ok(())
     }
@@ -277,7 +286,12 @@ impl OutputConfig {
             p.parse::<kaudit_model::Priority>().map_err(|e| e.to_string())?;
         }
         match &self.kind {
-            OutputKind::Webhook { url, max_attempts, .. } | OutputKind::Slack { url, max_attempts, .. } => {
+            OutputKind::Webhook {
+                url, max_attempts, ..
+            }
+            | OutputKind::Slack {
+                url, max_attempts, ..
+            } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(format!("url {url:?} must start with http:// or https://"));
                 }
@@ -311,7 +325,10 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.retention_days, 30);
         let config = check("retention_days = 7\nrule_matching = \"all\"\n").unwrap();
-        assert_eq!((config.retention_days, config.rule_matching), (7, RuleMatching::All));
+        assert_eq!(
+            (config.retention_days, config.rule_matching),
+            (7, RuleMatching::All)
+        );
     }
 
     #[test]
@@ -332,16 +349,39 @@ headers = [["Authorization", "Bearer x"]]
         )
         .unwrap();
         assert_eq!(config.outputs.len(), 2);
-        assert!(matches!(config.outputs[1].kind, OutputKind::Webhook { max_attempts: 5, .. }));
+        assert!(matches!(
+            config.outputs[1].kind,
+            OutputKind::Webhook { max_attempts: 5, .. }
+        ));
     }
 
     #[test]
     fn mistakes_are_refused_with_their_place() {
-        assert!(check("retention_dayz = 3").unwrap_err().contains("retention_dayz"));
-        assert!(check("[[outputs]]\ntype = \"pager\"").unwrap_err().contains("pager"));
-        assert!(check("[[outputs]]\ntype = \"stdout\"\ncolour = 1").unwrap_err().contains("colour"));
-        assert!(check("[[outputs]]\ntype = \"stdout\"\nmin_priority = \"loud\"").unwrap_err().contains("outputs[0]"));
-        assert!(check("database = \"mysql://x\"").unwrap_err().contains("postgres://"));
+        assert!(
+            check("retention_dayz = 3")
+                .unwrap_err()
+                .contains("retention_dayz")
+        );
+        assert!(
+            check("[[outputs]]\ntype = \"pager\"")
+                .unwrap_err()
+                .contains("pager")
+        );
+        assert!(
+            check("[[outputs]]\ntype = \"stdout\"\ncolour = 1")
+                .unwrap_err()
+                .contains("colour")
+        );
+        assert!(
+            check("[[outputs]]\ntype = \"stdout\"\nmin_priority = \"loud\"")
+                .unwrap_err()
+                .contains("outputs[0]")
+        );
+        assert!(
+            check("database = \"mysql://x\"")
+                .unwrap_err()
+                .contains("postgres://")
+        );
         assert!(check("[[outputs]]\ntype = \"syslog\"\naddress = \"x:1\"\nfacility = \"nope\"").is_err());
     }
 }

@@ -76,11 +76,20 @@ impl Detector {
         policies: &[Policy],
         matching: RuleMatching,
     ) -> Result<Detector, LoadFailure> {
-        let mut texts = vec![RuleText { name: DEFAULT_RULES_FILE.to_owned(), content: crate::engine::default_rules() }];
+        let mut texts = vec![RuleText {
+            name: DEFAULT_RULES_FILE.to_owned(),
+            content: crate::engine::default_rules(),
+        }];
         let mut custom: Vec<&CustomRuleFile> = custom.iter().collect();
         custom.sort_by(|a, b| a.name.cmp(&b.name));
-        texts.extend(custom.iter().map(|f| RuleText { name: f.name.clone(), content: f.content.clone() }));
-        texts.push(RuleText { name: ACTIVITY_RULES_FILE.to_owned(), content: ACTIVITY_RULES.to_owned() });
+        texts.extend(custom.iter().map(|f| RuleText {
+            name: f.name.clone(),
+            content: f.content.clone(),
+        }));
+        texts.push(RuleText {
+            name: ACTIVITY_RULES_FILE.to_owned(),
+            content: ACTIVITY_RULES.to_owned(),
+        });
         let engine = Engine::load(&texts)?;
         Ok(Detector::with_engine(engine, policies, matching))
     }
@@ -110,7 +119,14 @@ impl Detector {
             info.push(rule_info(rule, names, active));
             rule_policies.push(if rule.enabled { holders } else { Vec::new() });
         }
-        Detector { engine, policies: enabled, rule_policies, any_active, matching, info }
+        Detector {
+            engine,
+            policies: enabled,
+            rule_policies,
+            any_active,
+            matching,
+            info,
+        }
     }
 
     /// The alerts the event raises.
@@ -126,9 +142,10 @@ impl Detector {
             let Some(holders) = self.rule_policies.get(rule_index) else {
                 return true;
             };
-            let policy = holders.iter().copied().find(|&p| {
-                *admitted[p].get_or_insert_with(|| scope_admits(&self.policies[p].scope, event))
-            });
+            let policy = holders
+                .iter()
+                .copied()
+                .find(|&p| *admitted[p].get_or_insert_with(|| scope_admits(&self.policies[p].scope, event)));
             let Some(policy) = policy else {
                 return true;
             };

@@ -58,6 +58,10 @@ pub struct Rendered {
     pub tags: Vec<String>,
 }
 
+/// Called per matching rule with its index and a function rendering its alert; returns
+/// whether to go on with the next match.
+pub type MatchCallback<'f> = dyn FnMut(usize, &dyn Fn() -> Option<Rendered>) -> bool + 'f;
+
 /// Loaded rules.
 pub struct Engine {
     rules: RuleSet,
@@ -77,7 +81,11 @@ impl Engine {
         let sources: Vec<RuleSource> = texts
             .iter()
             .map(|t| {
-                let name = if t.name == DEFAULT_RULES_FILE { DEFAULT_PACK_NAME } else { t.name.as_str() };
+                let name = if t.name == DEFAULT_RULES_FILE {
+                    DEFAULT_PACK_NAME
+                } else {
+                    t.name.as_str()
+                };
                 RuleSource::new(name, t.content.clone())
             })
             .collect();
@@ -91,7 +99,11 @@ impl Engine {
             .iter()
             .map(|r| EngineRule {
                 name: r.name.clone(),
-                file: if r.file == DEFAULT_PACK_NAME { DEFAULT_RULES_FILE.to_owned() } else { r.file.clone() },
+                file: if r.file == DEFAULT_PACK_NAME {
+                    DEFAULT_RULES_FILE.to_owned()
+                } else {
+                    r.file.clone()
+                },
                 priority: r.priority,
                 tags: r.tags.clone(),
                 condition: r.condition.clone(),
@@ -112,7 +124,7 @@ impl Engine {
     pub fn for_each_match(
         &self,
         located: &Located<'_>,
-        on_match: &mut dyn FnMut(usize, &dyn Fn() -> Option<Rendered>) -> bool,
+        on_match: &mut MatchCallback<'_>,
     ) {
         let ctx = EventCtx::new(located, 0);
         let mut matched = Vec::new();

@@ -80,11 +80,18 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable => tracing::warn!("request refused: unavailable"),
             _ => {}
         }
-        let mut response = (status, axum::Json(ErrorBody { error: self.message() })).into_response();
+        let mut response = (
+            status,
+            axum::Json(ErrorBody {
+                error: self.message(),
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

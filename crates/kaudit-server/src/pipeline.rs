@@ -39,18 +39,29 @@ pub fn prepare(
     check_nesting(body)?;
     let mut located: Vec<Located<'_>> = Vec::new();
     let mut first_skip: Option<Skip> = None;
-    read_input(body, |event| located.push(event), |skip| {
-        if first_skip.is_none() {
-            first_skip = Some(skip);
-        }
-    });
+    read_input(
+        body,
+        |event| located.push(event),
+        |skip| {
+            if first_skip.is_none() {
+                first_skip = Some(skip);
+            }
+        },
+    );
     if let Some(skip) = first_skip {
         return Err(BatchError(format!("{skip}; nothing of this batch was stored")));
     }
-    let mut batch = PreparedBatch { events: Vec::with_capacity(located.len()), ..PreparedBatch::default() };
+    let mut batch = PreparedBatch {
+        events: Vec::with_capacity(located.len()),
+        ..PreparedBatch::default()
+    };
     for item in &located {
-        let fields = event_fields(&item.event, item.time_nanos, intake, received_ns)
-            .map_err(|reason| BatchError(format!("{}: {reason}; nothing of this batch was stored", item.position)))?;
+        let fields = event_fields(&item.event, item.time_nanos, intake, received_ns).map_err(|reason| {
+            BatchError(format!(
+                "{}: {reason}; nothing of this batch was stored",
+                item.position
+            ))
+        })?;
         let event_index = batch.events.len();
         for detection in detector.detect(item) {
             let alert = AlertFields {
@@ -77,9 +88,15 @@ pub fn prepare(
                 cluster: alert.cluster.clone(),
                 repeated: 0,
             }));
-            batch.alerts.push(NewAlert { event_index, fields: alert });
+            batch.alerts.push(NewAlert {
+                event_index,
+                fields: alert,
+            });
         }
-        batch.events.push(NewEvent { fields, raw_json: item.event.raw().to_owned() });
+        batch.events.push(NewEvent {
+            fields,
+            raw_json: item.event.raw().to_owned(),
+        });
     }
     Ok(batch)
 }
@@ -164,7 +181,12 @@ pub fn event_fields(
             .and_then(|u| u.groups())
             .map(|g| g.into_iter().map(|t| t.as_str().to_owned()).collect())
             .unwrap_or_default(),
-        impersonated_user: owned(event.impersonated_user.as_ref().and_then(|u| u.username.as_deref())),
+        impersonated_user: owned(
+            event
+                .impersonated_user
+                .as_ref()
+                .and_then(|u| u.username.as_deref()),
+        ),
         resource: owned(event.resource()),
         subresource: owned(event.subresource()),
         namespace: owned(event.namespace()),

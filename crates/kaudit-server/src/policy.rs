@@ -30,7 +30,10 @@ pub fn default_policies() -> Vec<Policy> {
                           escalation, anonymous access and other notable changes"
                 .to_owned(),
             enabled: true,
-            rules: PolicyRules { files: vec![DEFAULT_RULES_FILE.to_owned()], ..PolicyRules::default() },
+            rules: PolicyRules {
+                files: vec![DEFAULT_RULES_FILE.to_owned()],
+                ..PolicyRules::default()
+            },
             scope: Vec::new(),
             builtin: true,
         },
@@ -40,7 +43,10 @@ pub fn default_policies() -> Vec<Policy> {
                           investigations or narrow it with a scope)"
                 .to_owned(),
             enabled: false,
-            rules: PolicyRules { files: vec![ACTIVITY_RULES_FILE.to_owned()], ..PolicyRules::default() },
+            rules: PolicyRules {
+                files: vec![ACTIVITY_RULES_FILE.to_owned()],
+                ..PolicyRules::default()
+            },
             scope: Vec::new(),
             builtin: true,
         },
@@ -71,7 +77,10 @@ pub fn validate(policy: &Policy) -> Result<(), PolicyError> {
     if !valid_name(&policy.name) {
         return Err(PolicyError {
             place: "name".into(),
-            reason: format!("{:?} is not a valid name (1-100 of letters, digits, '-', '_', '.')", policy.name),
+            reason: format!(
+                "{:?} is not a valid name (1-100 of letters, digits, '-', '_', '.')",
+                policy.name
+            ),
         });
     }
     for (i, rule) in policy.scope.iter().enumerate() {
@@ -93,7 +102,9 @@ pub fn validate(policy: &Policy) -> Result<(), PolicyError> {
             if !matches!(op.as_str(), "*" | "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
                 return Err(PolicyError {
                     place: format!("scope[{i}].operations"),
-                    reason: format!("unknown operation {op:?} (expected CREATE, UPDATE, DELETE, CONNECT or *)"),
+                    reason: format!(
+                        "unknown operation {op:?} (expected CREATE, UPDATE, DELETE, CONNECT or *)"
+                    ),
                 });
             }
         }
@@ -114,12 +125,17 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 100
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The admission operation of an audit event, or `None` for reads and other verbs.
 pub fn operation(event: &AuditEvent<'_>) -> Option<&'static str> {
-    if matches!(event.subresource(), Some("exec" | "attach" | "portforward" | "proxy")) {
+    if matches!(
+        event.subresource(),
+        Some("exec" | "attach" | "portforward" | "proxy")
+    ) {
         return Some("CONNECT");
     }
     match event.verb.as_deref()? {
@@ -145,7 +161,10 @@ pub fn scope_admits(scope: &[ScopeRule], event: &AuditEvent<'_>) -> bool {
     let namespace = object.namespace.as_deref().unwrap_or("");
     let operation = operation(event);
     scope.iter().any(|rule| {
-        let op_ok = rule.operations.iter().any(|op| op == "*" || Some(op.as_str()) == operation);
+        let op_ok = rule
+            .operations
+            .iter()
+            .any(|op| op == "*" || Some(op.as_str()) == operation);
         let group_ok = rule.api_groups.iter().any(|g| g == "*" || g == group);
         let version_ok = rule.api_versions.iter().any(|v| v == "*" || v == version);
         let resource_ok = rule.resources.iter().any(|entry| {
@@ -210,7 +229,9 @@ mod tests {
             }
             None => String::new(),
         };
-        format!(r#"{{"auditID":"a","stage":"ResponseComplete","verb":"{verb}",{object}"stageTimestamp":"2024-01-01T00:00:00Z"}}"#)
+        format!(
+            r#"{{"auditID":"a","stage":"ResponseComplete","verb":"{verb}",{object}"stageTimestamp":"2024-01-01T00:00:00Z"}}"#
+        )
     }
 
     /// Checks whether a one-entry scope admits an event.
@@ -232,9 +253,21 @@ mod tests {
         check(&ops(r#"["DELETE"]"#), &event("deletecollection", pods), true);
         check(&ops(r#"["CREATE"]"#), &event("get", pods), false);
         check(&ops(r#"["*"]"#), &event("watch", pods), true);
-        check(&ops(r#"["CONNECT"]"#), &event("create", Some(("", "pods", "exec", "default"))), true);
-        check(&ops(r#"["CONNECT"]"#), &event("get", Some(("", "pods", "portforward", "default"))), true);
-        check(&ops(r#"["CREATE"]"#), &event("create", Some(("", "pods", "exec", "default"))), false);
+        check(
+            &ops(r#"["CONNECT"]"#),
+            &event("create", Some(("", "pods", "exec", "default"))),
+            true,
+        );
+        check(
+            &ops(r#"["CONNECT"]"#),
+            &event("get", Some(("", "pods", "portforward", "default"))),
+            true,
+        );
+        check(
+            &ops(r#"["CREATE"]"#),
+            &event("create", Some(("", "pods", "exec", "default"))),
+            false,
+        );
     }
 
     #[test]
@@ -261,9 +294,21 @@ mod tests {
         let deploy = event("create", Some(("apps", "deployments", "", "ns")));
         let node = event("create", Some(("", "nodes", "", "")));
         let namespace = event("delete", Some(("", "namespaces", "", "team-a")));
-        check(&ANY.replace(r#""apiGroups":["*"]"#, r#""apiGroups":[""]"#), &deploy, false);
-        check(&ANY.replace(r#""apiGroups":["*"]"#, r#""apiGroups":["apps"]"#), &deploy, true);
-        check(&ANY.replace(r#""apiVersions":["*"]"#, r#""apiVersions":["v2"]"#), &deploy, false);
+        check(
+            &ANY.replace(r#""apiGroups":["*"]"#, r#""apiGroups":[""]"#),
+            &deploy,
+            false,
+        );
+        check(
+            &ANY.replace(r#""apiGroups":["*"]"#, r#""apiGroups":["apps"]"#),
+            &deploy,
+            true,
+        );
+        check(
+            &ANY.replace(r#""apiVersions":["*"]"#, r#""apiVersions":["v2"]"#),
+            &deploy,
+            false,
+        );
         check(&with("scope", r#""Namespaced""#), &deploy, true);
         check(&with("scope", r#""Namespaced""#), &node, false);
         check(&with("scope", r#""Cluster""#), &node, true);
@@ -274,7 +319,11 @@ mod tests {
 
     #[test]
     fn rule_selection_by_name_tag_and_file() {
-        let rules = PolicyRules { names: vec!["K8s * Created".into()], tags: vec!["mitre_execution".into()], files: vec![] };
+        let rules = PolicyRules {
+            names: vec!["K8s * Created".into()],
+            tags: vec!["mitre_execution".into()],
+            files: vec![],
+        };
         assert!(selects(&rules, "K8s Pod Created", &[], "x"));
         assert!(!selects(&rules, "K8s Pod Deleted", &[], "x"));
         assert!(selects(&rules, "Exec", &["mitre_execution".into()], "x"));
@@ -287,10 +336,16 @@ mod tests {
     #[test]
     fn validation_names_the_place() {
         let mut policy = default_policies().remove(0);
-        policy.scope = vec![serde_json::from_str(&ANY.replace(r#""operations":["*"]"#, r#""operations":[]"#)).unwrap()];
+        policy.scope =
+            vec![serde_json::from_str(&ANY.replace(r#""operations":["*"]"#, r#""operations":[]"#)).unwrap()];
         assert_eq!(validate(&policy).unwrap_err().place, "scope[0].operations");
         policy.scope[0].operations = vec!["READ".into()];
-        assert!(validate(&policy).unwrap_err().reason.contains("unknown operation"));
+        assert!(
+            validate(&policy)
+                .unwrap_err()
+                .reason
+                .contains("unknown operation")
+        );
         policy.name = "../x".into();
         assert_eq!(validate(&policy).unwrap_err().place, "name");
     }

@@ -48,7 +48,10 @@ fn open_postgres(_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The machine's host name, for alerts' `hostname`.
@@ -78,15 +81,23 @@ pub async fn build_state(
                     error = %err.message(),
                     "stored rules do not load; running kaudit's default rules only until they are fixed"
                 );
-                let policies: Vec<kaudit_proto::Policy> =
-                    setup_store.list_policies()?.iter().map(crate::api::rules::policy_dto).collect();
-                Detector::build(&[], &policies, matching).map_err(|e| anyhow::anyhow!("default rules: {e}"))?
+                let policies: Vec<kaudit_proto::Policy> = setup_store
+                    .list_policies()?
+                    .iter()
+                    .map(crate::api::rules::policy_dto)
+                    .collect();
+                Detector::build(&[], &policies, matching)
+                    .map_err(|e| anyhow::anyhow!("default rules: {e}"))?
             }
         };
         Ok((first, detector))
     })
     .await??;
-    let (outputs, tasks) = Outputs::start(&config.outputs, Duration::from_secs(config.dedupe_window_seconds), &hostname())?;
+    let (outputs, tasks) = Outputs::start(
+        &config.outputs,
+        Duration::from_secs(config.dedupe_window_seconds),
+        &hostname(),
+    )?;
     let state = AppState::new(StateParts {
         store,
         detector,
@@ -122,14 +133,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
-    let address = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     if let Some(first) = &first {
         print_first_start(first, &address);
     }
     tracing::info!(address = %address, data_dir = %config.data_dir.display(), "kaudit serve listening");
     let retention = tokio::spawn(run_retention(Arc::clone(&store), config.retention_days));
     let app = crate::app(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("while serving")?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("while serving")?;
     retention.abort();
     // Every handler has finished and the router (holding the state and the outputs' queues)
     // is dropped: the outputs deliver what they hold, within a grace period.
@@ -175,7 +191,12 @@ async fn run_retention(store: Arc<dyn Store>, days: u32) {
         let store = Arc::clone(&store);
         match tokio::task::spawn_blocking(move || store.purge_before(cutoff, 5_000)).await {
             Ok(Ok(purged)) if purged.events > 0 || purged.alerts > 0 => {
-                tracing::info!(events = purged.events, alerts = purged.alerts, days, "retention deleted old data");
+                tracing::info!(
+                    events = purged.events,
+                    alerts = purged.alerts,
+                    days,
+                    "retention deleted old data"
+                );
             }
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!(error = %err, "retention run failed, retrying in an hour"),

@@ -81,13 +81,21 @@ impl AppState {
 
     /// The active detection set.
     pub fn detector(&self) -> Arc<Detector> {
-        let guard = self.inner.detector.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self
+            .inner
+            .detector
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Arc::clone(&guard)
     }
 
     /// Replaces the active detection set; batches already being evaluated finish with the old.
     pub fn swap_detector(&self, detector: Detector) {
-        let mut guard = self.inner.detector.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .inner
+            .detector
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *guard = Arc::new(detector);
     }
 
@@ -119,7 +127,10 @@ impl AppState {
     /// A cached intake for a key hash, if fresh.
     pub fn cached_intake(&self, hash: &KeyHash) -> Option<Intake> {
         let cache = self.inner.intake_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(hash).filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL).map(|(i, _)| i.clone())
+        cache
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL)
+            .map(|(i, _)| i.clone())
     }
 
     /// Remembers a looked-up intake.
@@ -134,7 +145,10 @@ impl AppState {
     /// A cached API token for a hash, if fresh.
     pub fn cached_token(&self, hash: &KeyHash) -> Option<ApiToken> {
         let cache = self.inner.token_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(hash).filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL).map(|(t, _)| t.clone())
+        cache
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < CREDENTIAL_CACHE_TTL)
+            .map(|(t, _)| t.clone())
     }
 
     /// Remembers a looked-up token.
@@ -148,8 +162,16 @@ impl AppState {
 
     /// Forgets every cached credential (after a revocation).
     pub fn clear_credential_caches(&self) {
-        self.inner.intake_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.inner.token_cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.inner
+            .intake_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.inner
+            .token_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Counts events stored through an intake, for its rate.
@@ -167,7 +189,9 @@ impl AppState {
 }
 
 fn now_minute() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60)
 }
 
 /// Per-minute counts over the last hour, in a ring of 60 slots.
@@ -191,6 +215,10 @@ impl MinuteCounts {
     }
 
     fn last_hour(&self, now_minute: u64) -> u64 {
-        self.slots.iter().filter(|(m, _)| now_minute.saturating_sub(*m) < 60).map(|(_, n)| n).sum()
+        self.slots
+            .iter()
+            .filter(|(m, _)| now_minute.saturating_sub(*m) < 60)
+            .map(|(_, n)| n)
+            .sum()
     }
 }

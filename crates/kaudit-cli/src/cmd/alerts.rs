@@ -48,7 +48,9 @@ impl Window {
             Some(text) => {
                 let seconds = parse_duration(text)?;
                 let now = kaudit_server::admin::now_ns();
-                Ok(Some(kaudit_model::format_rfc3339_nanos(now - seconds * 1_000_000_000)))
+                Ok(Some(kaudit_model::format_rfc3339_nanos(
+                    now - seconds * 1_000_000_000,
+                )))
             }
             None => Ok(self.from.clone()),
         }
@@ -59,7 +61,9 @@ impl Window {
 pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: i64 = number.parse().map_err(|_| anyhow::anyhow!("invalid duration {text:?} (e.g. 30s, 15m, 2h, 7d)"))?;
+    let n: i64 = number
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid duration {text:?} (e.g. 30s, 15m, 2h, 7d)"))?;
     let factor = match unit {
         "s" | "" => 1,
         "m" => 60,
@@ -142,7 +146,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     } else {
         let rows = alerts.iter().map(|a| {
-            vec![a.time.clone(), a.priority.to_string(), a.cluster.clone(), a.rule.clone(), a.output.clone()]
+            vec![
+                a.time.clone(),
+                a.priority.to_string(),
+                a.cluster.clone(),
+                a.rule.clone(),
+                a.output.clone(),
+            ]
         });
         super::intake::print_table(&["TIME", "PRIORITY", "CLUSTER", "RULE", "OUTPUT"], rows);
     }

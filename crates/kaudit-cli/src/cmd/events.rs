@@ -156,7 +156,12 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
                 e.response_code.map(|c| c.to_string()).unwrap_or_default(),
             ]
         });
-        super::intake::print_table(&["ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE"], rows);
+        super::intake::print_table(
+            &[
+                "ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE",
+            ],
+            rows,
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -76,7 +76,11 @@ pub enum Command {
 /// Runs the command.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Create { name, cluster, target } => {
+        Command::Create {
+            name,
+            cluster,
+            target,
+        } => {
             let key = match target.open()? {
                 Place::Server(client) => {
                     let created: proto::CreatedIntake =
@@ -90,9 +94,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::List { json, target } => {
             let intakes: Vec<proto::Intake> = match target.open()? {
                 Place::Server(client) => client.get("/api/v1/intakes", &())?,
-                Place::Offline(store) => {
-                    store.list_intakes()?.iter().map(|i| kaudit_server::admin::intake_dto(i, 0)).collect()
-                }
+                Place::Offline(store) => store
+                    .list_intakes()?
+                    .iter()
+                    .map(|i| kaudit_server::admin::intake_dto(i, 0))
+                    .collect(),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&intakes)?);
@@ -102,7 +108,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                         i.id.clone(),
                         i.name.clone(),
                         i.cluster.clone(),
-                        if i.revoked_at.is_some() { "revoked".into() } else { "active".into() },
+                        if i.revoked_at.is_some() {
+                            "revoked".into()
+                        } else {
+                            "active".into()
+                        },
                         i.last_event_at.clone().unwrap_or_else(|| "never".into()),
                         i.event_count.to_string(),
                     ]
@@ -113,7 +123,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Revoke { id, target } => match target.open()? {
             Place::Server(client) => client.delete(&format!("/api/v1/intakes/{id}"))?,
             Place::Offline(store) => {
-                let number: i64 = id.parse().map_err(|_| anyhow::anyhow!("invalid intake id {id:?}"))?;
+                let number: i64 = id
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid intake id {id:?}"))?;
                 let now = kaudit_server::admin::now_ns();
                 if !store.revoke_intake(kaudit_store::IntakeId(number), now)? {
                     anyhow::bail!("no active intake with id {id}");

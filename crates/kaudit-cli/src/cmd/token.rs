@@ -44,11 +44,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Create { role, name, target } => {
             let key = match target.open()? {
                 Place::Server(client) => {
-                    let created: proto::CreatedToken = client.post("/api/v1/tokens", &proto::CreateToken { role, name })?;
+                    let created: proto::CreatedToken =
+                        client.post("/api/v1/tokens", &proto::CreateToken { role, name })?;
                     created.key
                 }
                 Place::Offline(store) => {
-                    kaudit_server::admin::create_token(&*store, kaudit_server::admin::role_row(role), &name)?.1
+                    kaudit_server::admin::create_token(&*store, kaudit_server::admin::role_row(role), &name)?
+                        .1
                 }
             };
             println!("{key}");
@@ -56,7 +58,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::List { json, target } => {
             let tokens: Vec<proto::Token> = match target.open()? {
                 Place::Server(client) => client.get("/api/v1/tokens", &())?,
-                Place::Offline(store) => store.list_tokens()?.iter().map(kaudit_server::admin::token_dto).collect(),
+                Place::Offline(store) => store
+                    .list_tokens()?
+                    .iter()
+                    .map(kaudit_server::admin::token_dto)
+                    .collect(),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
@@ -66,7 +72,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                         t.id.clone(),
                         t.name.clone(),
                         t.role.to_string(),
-                        if t.revoked_at.is_some() { "revoked".into() } else { "active".into() },
+                        if t.revoked_at.is_some() {
+                            "revoked".into()
+                        } else {
+                            "active".into()
+                        },
                         t.created_at.clone(),
                     ]
                 });
@@ -76,7 +86,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Revoke { id, target } => match target.open()? {
             Place::Server(client) => client.delete(&format!("/api/v1/tokens/{id}"))?,
             Place::Offline(store) => {
-                let number: i64 = id.parse().map_err(|_| anyhow::anyhow!("invalid token id {id:?}"))?;
+                let number: i64 = id
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid token id {id:?}"))?;
                 if !store.revoke_token(kaudit_store::TokenId(number), kaudit_server::admin::now_ns())? {
                     anyhow::bail!("no active token with id {id}");
                 }

@@ -1,17 +1,19 @@
 //! `/api/v1/whoami`, `/api/v1/intakes` and `/api/v1/tokens`. Listing intakes is for viewers;
 //! creating and revoking intakes and anything about tokens needs an admin token.
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get};
-use axum::Json;
 use kaudit_proto as proto;
 use kaudit_store::{IntakeId, Role, TokenId};
 
 use super::{authorize, blocking, parse_json};
-use crate::admin::{AdminError, create_intake, create_token, intake_dto, now_ns, role_dto, role_row, token_dto};
+use crate::admin::{
+    AdminError, create_intake, create_token, intake_dto, now_ns, role_dto, role_row, token_dto,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,13 +39,24 @@ impl From<AdminError> for ApiError {
 
 async fn whoami(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<proto::WhoAmI>, ApiError> {
     let token = authorize(&state, &headers, Role::Viewer).await?;
-    Ok(Json(proto::WhoAmI { token_id: token.id.to_string(), role: role_dto(token.role) }))
+    Ok(Json(proto::WhoAmI {
+        token_id: token.id.to_string(),
+        role: role_dto(token.role),
+    }))
 }
 
-async fn list_intakes(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<proto::Intake>>, ApiError> {
+async fn list_intakes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<proto::Intake>>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let intakes = blocking(&state, |store| Ok(store.list_intakes()?)).await?;
-    Ok(Json(intakes.iter().map(|i| intake_dto(i, state.events_last_hour(i.id))).collect()))
+    Ok(Json(
+        intakes
+            .iter()
+            .map(|i| intake_dto(i, state.events_last_hour(i.id)))
+            .collect(),
+    ))
 }
 
 async fn post_intake(
@@ -53,9 +66,18 @@ async fn post_intake(
 ) -> Result<(StatusCode, Json<proto::CreatedIntake>), ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let asked: proto::CreateIntake = parse_json(&body)?;
-    let (intake, key) = blocking(&state, move |store| Ok(create_intake(store, &asked.name, &asked.cluster)?)).await?;
+    let (intake, key) = blocking(&state, move |store| {
+        Ok(create_intake(store, &asked.name, &asked.cluster)?)
+    })
+    .await?;
     tracing::info!(intake = %intake.name, cluster = %intake.cluster, "intake created");
-    Ok((StatusCode::CREATED, Json(proto::CreatedIntake { intake: intake_dto(&intake, 0), key })))
+    Ok((
+        StatusCode::CREATED,
+        Json(proto::CreatedIntake {
+            intake: intake_dto(&intake, 0),
+            key,
+        }),
+    ))
 }
 
 async fn revoke_intake(
@@ -66,7 +88,10 @@ async fn revoke_intake(
     authorize(&state, &headers, Role::Admin).await?;
     let not_found = || ApiError::NotFound(format!("no active intake with id {id:?}"));
     let number: i64 = id.parse().map_err(|_| not_found())?;
-    let revoked = blocking(&state, move |store| Ok(store.revoke_intake(IntakeId(number), now_ns())?)).await?;
+    let revoked = blocking(&state, move |store| {
+        Ok(store.revoke_intake(IntakeId(number), now_ns())?)
+    })
+    .await?;
     state.clear_credential_caches();
     if !revoked {
         return Err(not_found());
@@ -75,7 +100,10 @@ async fn revoke_intake(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_tokens(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<proto::Token>>, ApiError> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<proto::Token>>, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let tokens = blocking(&state, |store| Ok(store.list_tokens()?)).await?;
     Ok(Json(tokens.iter().map(token_dto).collect()))
@@ -91,7 +119,13 @@ async fn post_token(
     let role = role_row(asked.role);
     let (token, key) = blocking(&state, move |store| Ok(create_token(store, role, &asked.name)?)).await?;
     tracing::info!(token = %token.name, role = role.as_str(), "api token created");
-    Ok((StatusCode::CREATED, Json(proto::CreatedToken { token: token_dto(&token), key })))
+    Ok((
+        StatusCode::CREATED,
+        Json(proto::CreatedToken {
+            token: token_dto(&token),
+            key,
+        }),
+    ))
 }
 
 async fn revoke_token(
@@ -102,7 +136,10 @@ async fn revoke_token(
     authorize(&state, &headers, Role::Admin).await?;
     let not_found = || ApiError::NotFound(format!("no active token with id {id:?}"));
     let number: i64 = id.parse().map_err(|_| not_found())?;
-    let revoked = blocking(&state, move |store| Ok(store.revoke_token(TokenId(number), now_ns())?)).await?;
+    let revoked = blocking(&state, move |store| {
+        Ok(store.revoke_token(TokenId(number), now_ns())?)
+    })
+    .await?;
     state.clear_credential_caches();
     if !revoked {
         return Err(not_found());

@@ -1,10 +1,10 @@
 //! `GET /api/v1/alerts` and its `count`, `groups` and `histogram` (viewer).
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
-use axum::Json;
 use kaudit_proto as proto;
 use kaudit_store::{AlertGroupField, HistogramBucket, Role, StoredAlert, TimeRange};
 
@@ -58,10 +58,20 @@ async fn groups(
     let group: proto::GroupQuery = parse_query(query.as_deref())?;
     let field = group_field(&group.field)?;
     let limit = group_limit(group.limit);
-    let groups = blocking(&state, move |store| Ok(store.group_alerts(&filter, field, limit)?)).await?;
+    let groups = blocking(
+        &state,
+        move |store| Ok(store.group_alerts(&filter, field, limit)?),
+    )
+    .await?;
     Ok(Json(proto::Groups {
         field: group.field,
-        groups: groups.into_iter().map(|g| proto::GroupCount { value: g.key, count: g.count }).collect(),
+        groups: groups
+            .into_iter()
+            .map(|g| proto::GroupCount {
+                value: g.key,
+                count: g.count,
+            })
+            .collect(),
     }))
 }
 
@@ -74,8 +84,13 @@ async fn histogram(
     let filter = store_filter(&parse_query(query.as_deref())?)?;
     let asked: proto::HistogramQuery = parse_query(query.as_deref())?;
     let width = histogram_width(asked.interval_seconds, filter.time.from_ns, filter.time.to_ns)?;
-    let bucket_ns = i64::try_from(width).unwrap_or(i64::MAX / 1_000_000_000).saturating_mul(1_000_000_000);
-    let buckets = blocking(&state, move |store| Ok(store.histogram_alerts(&filter, bucket_ns)?)).await?;
+    let bucket_ns = i64::try_from(width)
+        .unwrap_or(i64::MAX / 1_000_000_000)
+        .saturating_mul(1_000_000_000);
+    let buckets = blocking(&state, move |store| {
+        Ok(store.histogram_alerts(&filter, bucket_ns)?)
+    })
+    .await?;
     Ok(Json(histogram_dto(width, &buckets)))
 }
 
@@ -84,7 +99,10 @@ pub fn store_filter(query: &proto::AlertFilter) -> Result<kaudit_store::AlertFil
     let min_priority = query
         .min_priority
         .as_deref()
-        .map(|p| p.parse().map_err(|e| ApiError::BadRequest(format!("invalid min_priority: {e}"))))
+        .map(|p| {
+            p.parse()
+                .map_err(|e| ApiError::BadRequest(format!("invalid min_priority: {e}")))
+        })
         .transpose()?;
     Ok(kaudit_store::AlertFilter {
         time: TimeRange {
@@ -147,7 +165,10 @@ pub fn histogram_dto(width: u64, buckets: &[HistogramBucket]) -> proto::Histogra
         interval_seconds: width,
         buckets: buckets
             .iter()
-            .map(|b| proto::Bucket { start: kaudit_model::format_rfc3339_nanos(b.start_ns), count: b.count })
+            .map(|b| proto::Bucket {
+                start: kaudit_model::format_rfc3339_nanos(b.start_ns),
+                count: b.count,
+            })
             .collect(),
     }
 }

@@ -1,11 +1,11 @@
 //! `GET /api/v1/events` (activity audit), one event by id, and `count`, `groups` and
 //! `histogram` (viewer).
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
-use axum::Json;
 use kaudit_proto as proto;
 use kaudit_store::{EventGroupField, EventId, Role, StoredEvent, TimeRange, UserMatch};
 
@@ -56,7 +56,11 @@ async fn one(
         Err(_) => serde_json::Value::String(full.raw_json.clone()),
     };
     if let Ok(parsed) = kaudit_model::AuditEvent::parse(&full.raw_json) {
-        summary.source_ips = parsed.source_ips().iter().map(|t| t.as_str().to_owned()).collect();
+        summary.source_ips = parsed
+            .source_ips()
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
     }
     Ok(Json(proto::EventDetail { summary, event }))
 }
@@ -82,10 +86,20 @@ async fn groups(
     let group: proto::GroupQuery = parse_query(query.as_deref())?;
     let field = group_field(&group.field)?;
     let limit = group_limit(group.limit);
-    let groups = blocking(&state, move |store| Ok(store.group_events(&filter, field, limit)?)).await?;
+    let groups = blocking(
+        &state,
+        move |store| Ok(store.group_events(&filter, field, limit)?),
+    )
+    .await?;
     Ok(Json(proto::Groups {
         field: group.field,
-        groups: groups.into_iter().map(|g| proto::GroupCount { value: g.key, count: g.count }).collect(),
+        groups: groups
+            .into_iter()
+            .map(|g| proto::GroupCount {
+                value: g.key,
+                count: g.count,
+            })
+            .collect(),
     }))
 }
 
@@ -98,8 +112,13 @@ async fn histogram(
     let filter = store_filter(&parse_query(query.as_deref())?)?;
     let asked: proto::HistogramQuery = parse_query(query.as_deref())?;
     let width = histogram_width(asked.interval_seconds, filter.time.from_ns, filter.time.to_ns)?;
-    let bucket_ns = i64::try_from(width).unwrap_or(i64::MAX / 1_000_000_000).saturating_mul(1_000_000_000);
-    let buckets = blocking(&state, move |store| Ok(store.histogram_events(&filter, bucket_ns)?)).await?;
+    let bucket_ns = i64::try_from(width)
+        .unwrap_or(i64::MAX / 1_000_000_000)
+        .saturating_mul(1_000_000_000);
+    let buckets = blocking(&state, move |store| {
+        Ok(store.histogram_events(&filter, bucket_ns)?)
+    })
+    .await?;
     Ok(Json(histogram_dto(width, &buckets)))
 }
 
@@ -107,7 +126,9 @@ async fn histogram(
 pub fn store_filter(query: &proto::EventFilter) -> Result<kaudit_store::EventFilter, ApiError> {
     let user = match (&query.user, &query.user_prefix) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest("give user or user_prefix, not both".to_owned()));
+            return Err(ApiError::BadRequest(
+                "give user or user_prefix, not both".to_owned(),
+            ));
         }
         (Some(user), None) => Some(UserMatch::Exact(user.clone())),
         (None, Some(prefix)) => Some(UserMatch::Prefix(prefix.clone())),

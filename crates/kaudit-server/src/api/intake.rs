@@ -8,12 +8,12 @@
 //! * 200 with an [`IntakeAck`](kaudit_proto::IntakeAck) only after the whole batch is
 //!   committed. Retries store nothing twice (the store deduplicates).
 
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use axum::Json;
 use kaudit_proto::IntakeAck;
 use kaudit_store::{Insertion, Intake, KeyHash};
 
@@ -25,10 +25,16 @@ use crate::state::AppState;
 
 /// The intake routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/intake/v1/events", post(receive)).route("/k8s-audit", post(receive))
+    Router::new()
+        .route("/intake/v1/events", post(receive))
+        .route("/k8s-audit", post(receive))
 }
 
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<IntakeAck>, ApiError> {
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IntakeAck>, ApiError> {
     let intake = authenticate(&state, &headers).await?;
     let encoding = Encoding::from_headers(&headers)?;
     let limits = state.limits();
@@ -59,7 +65,11 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         .collect();
     state.outputs().send(&fresh);
     tracing::debug!(intake = %intake.name, accepted, duplicates, alerts = fresh.len(), "batch committed");
-    Ok(Json(IntakeAck { accepted, duplicates, alerts: outcome.alerts_stored as u64 }))
+    Ok(Json(IntakeAck {
+        accepted,
+        duplicates,
+        alerts: outcome.alerts_stored as u64,
+    }))
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Intake, ApiError> {

@@ -52,7 +52,10 @@ async fn ui_asset(uri: Uri) -> Response {
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(kaudit_ui::CONTENT_SECURITY_POLICY),
             );
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
         }
@@ -97,7 +100,8 @@ pub fn parse_query<T: DeserializeOwned>(raw: Option<&str>) -> Result<T, ApiError
         .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
     let kept: Vec<(String, String)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     let cleaned = serde_urlencoded::to_string(&kept).map_err(ApiError::internal)?;
-    serde_urlencoded::from_str(&cleaned).map_err(|e| ApiError::BadRequest(format!("invalid query parameter: {e}")))
+    serde_urlencoded::from_str(&cleaned)
+        .map_err(|e| ApiError::BadRequest(format!("invalid query parameter: {e}")))
 }
 
 /// Parses a JSON request body.
@@ -122,19 +126,30 @@ pub fn page_request(cursor: Option<&str>, limit: Option<u32>) -> Result<kaudit_s
     if limit == 0 {
         return Err(ApiError::BadRequest("limit must be at least 1".to_owned()));
     }
-    Ok(kaudit_store::PageRequest { limit: limit.min(1000), cursor })
+    Ok(kaudit_store::PageRequest {
+        limit: limit.min(1000),
+        cursor,
+    })
 }
 
 /// The width of histogram buckets: asked for, or about 60 buckets over the range, or an
 /// hour; never so narrow that the range holds more than 2000 buckets.
-pub fn histogram_width(asked_seconds: Option<u64>, from_ns: Option<i64>, to_ns: Option<i64>) -> Result<u64, ApiError> {
+pub fn histogram_width(
+    asked_seconds: Option<u64>,
+    from_ns: Option<i64>,
+    to_ns: Option<i64>,
+) -> Result<u64, ApiError> {
     let span_seconds = match (from_ns, to_ns) {
         (Some(from), Some(to)) if to > from => Some(((to - from) / 1_000_000_000).max(1) as u64),
         (Some(from), None) => Some(((crate::admin::now_ns() - from) / 1_000_000_000).max(1) as u64),
         _ => None,
     };
     let width = match asked_seconds {
-        Some(0) => return Err(ApiError::BadRequest("interval_seconds must be at least 1".to_owned())),
+        Some(0) => {
+            return Err(ApiError::BadRequest(
+                "interval_seconds must be at least 1".to_owned(),
+            ));
+        }
         Some(w) => w,
         None => span_seconds.map_or(3600, |s| s.div_ceil(60).max(1)),
     };

@@ -6,12 +6,12 @@
 //! (422, naming the file, line and column) and the running rules stay as they were; otherwise
 //! the change is stored and the new set replaces the old one for the next batches.
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
-use axum::Json;
 use kaudit_proto as proto;
 use kaudit_store::{EventFilter, PageRequest, Role, Store, TimeRange};
 
@@ -30,9 +30,18 @@ pub fn routes() -> Router<AppState> {
         .route("/rules", get(list_rules))
         .route("/rules/test", post(test_rules))
         .route("/policies", get(list_policies))
-        .route("/policies/{name}", get(get_policy).put(put_policy).patch(patch_policy).delete(delete_policy))
+        .route(
+            "/policies/{name}",
+            get(get_policy)
+                .put(put_policy)
+                .patch(patch_policy)
+                .delete(delete_policy),
+        )
         .route("/rule-files", get(list_files))
-        .route("/rule-files/{name}", get(get_file).put(put_file).delete(delete_file))
+        .route(
+            "/rule-files/{name}",
+            get(get_file).put(put_file).delete(delete_file),
+        )
 }
 
 /// Protocol policy → stored row.
@@ -41,8 +50,11 @@ pub fn policy_row(policy: &proto::Policy) -> kaudit_store::Policy {
         name: policy.name.clone(),
         enabled: policy.enabled,
         scope_json: serde_json::to_string(&policy.scope).unwrap_or_else(|_| "[]".to_owned()),
-        rules_json: serde_json::to_string(&PolicyBody { description: &policy.description, rules: &policy.rules })
-            .unwrap_or_else(|_| "{}".to_owned()),
+        rules_json: serde_json::to_string(&PolicyBody {
+            description: &policy.description,
+            rules: &policy.rules,
+        })
+        .unwrap_or_else(|_| "{}".to_owned()),
         builtin: policy.builtin,
         updated_ns: now_ns(),
     }
@@ -88,16 +100,25 @@ fn custom_files(store: &dyn Store) -> Result<Vec<CustomRuleFile>, ApiError> {
     Ok(store
         .list_rule_files()?
         .into_iter()
-        .map(|f| CustomRuleFile { name: f.name, content: f.content })
+        .map(|f| CustomRuleFile {
+            name: f.name,
+            content: f.content,
+        })
         .collect())
 }
 
-async fn list_rules(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<proto::RuleInfo>>, ApiError> {
+async fn list_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<proto::RuleInfo>>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     Ok(Json(state.detector().rules().to_vec()))
 }
 
-async fn list_policies(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<proto::Policy>>, ApiError> {
+async fn list_policies(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<proto::Policy>>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let rows = blocking(&state, |store| Ok(store.list_policies()?)).await?;
     Ok(Json(rows.iter().map(policy_dto).collect()))
@@ -111,7 +132,8 @@ async fn get_policy(
     authorize(&state, &headers, Role::Viewer).await?;
     let wanted = name.clone();
     let row = blocking(&state, move |store| Ok(store.get_policy(&wanted)?)).await?;
-    row.map(|r| Json(policy_dto(&r))).ok_or_else(|| ApiError::NotFound(format!("no policy named {name:?}")))
+    row.map(|r| Json(policy_dto(&r)))
+        .ok_or_else(|| ApiError::NotFound(format!("no policy named {name:?}")))
 }
 
 async fn put_policy(
@@ -176,8 +198,12 @@ async fn save_policy(
         let mut policy = change(existing, new)?;
         policy.builtin = builtin;
         validate(&policy).map_err(|e| ApiError::BadRequest(format!("invalid policy: {e}")))?;
-        let mut policies: Vec<proto::Policy> =
-            store.list_policies()?.iter().map(policy_dto).filter(|p| p.name != policy.name).collect();
+        let mut policies: Vec<proto::Policy> = store
+            .list_policies()?
+            .iter()
+            .map(policy_dto)
+            .filter(|p| p.name != policy.name)
+            .collect();
         policies.push(policy.clone());
         let detector = Detector::build(&custom_files(store)?, &policies, matching)
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
@@ -199,12 +225,20 @@ async fn delete_policy(
     let _guard = state.lock_config().await;
     let matching = state.rule_matching();
     let detector = blocking(&state, move |store| {
-        let existing = store.get_policy(&name)?.ok_or_else(|| ApiError::NotFound(format!("no policy named {name:?}")))?;
+        let existing = store
+            .get_policy(&name)?
+            .ok_or_else(|| ApiError::NotFound(format!("no policy named {name:?}")))?;
         if existing.builtin {
-            return Err(ApiError::BadRequest(format!("policy {name:?} is built in: disable it instead")));
+            return Err(ApiError::BadRequest(format!(
+                "policy {name:?} is built in: disable it instead"
+            )));
         }
-        let policies: Vec<proto::Policy> =
-            store.list_policies()?.iter().map(policy_dto).filter(|p| p.name != name).collect();
+        let policies: Vec<proto::Policy> = store
+            .list_policies()?
+            .iter()
+            .map(policy_dto)
+            .filter(|p| p.name != name)
+            .collect();
         let detector = Detector::build(&custom_files(store)?, &policies, matching)
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         store.delete_policy(&name)?;
@@ -273,20 +307,35 @@ async fn put_file(
     let content = if is_json {
         parse_json::<proto::PutRuleFile>(&body)?.content
     } else {
-        String::from_utf8(body.to_vec()).map_err(|_| ApiError::BadRequest("rule file is not UTF-8".to_owned()))?
+        String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::BadRequest("rule file is not UTF-8".to_owned()))?
     };
     let _guard = state.lock_config().await;
     let matching = state.rule_matching();
     let (summary, detector) = blocking(&state, move |store| {
-        let mut files: Vec<CustomRuleFile> = custom_files(store)?.into_iter().filter(|f| f.name != name).collect();
-        files.push(CustomRuleFile { name: name.clone(), content: content.clone() });
+        let mut files: Vec<CustomRuleFile> = custom_files(store)?
+            .into_iter()
+            .filter(|f| f.name != name)
+            .collect();
+        files.push(CustomRuleFile {
+            name: name.clone(),
+            content: content.clone(),
+        });
         let policies: Vec<proto::Policy> = store.list_policies()?.iter().map(policy_dto).collect();
-        let detector =
-            Detector::build(&files, &policies, matching).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let detector = Detector::build(&files, &policies, matching)
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let updated_ns = now_ns();
         let size = content.len() as u64;
-        store.put_rule_file(&kaudit_store::RuleFile { name: name.clone(), content, updated_ns })?;
-        let summary = proto::RuleFileSummary { name, size, updated_at: kaudit_model::format_rfc3339_nanos(updated_ns) };
+        store.put_rule_file(&kaudit_store::RuleFile {
+            name: name.clone(),
+            content,
+            updated_ns,
+        })?;
+        let summary = proto::RuleFileSummary {
+            name,
+            size,
+            updated_at: kaudit_model::format_rfc3339_nanos(updated_ns),
+        };
         Ok((summary, detector))
     })
     .await?;
@@ -346,12 +395,18 @@ async fn test_rules(
             Some(content) => {
                 const TESTED: &str = "(tested)";
                 let mut files = custom_files(store)?;
-                files.push(CustomRuleFile { name: TESTED.to_owned(), content: content.clone() });
+                files.push(CustomRuleFile {
+                    name: TESTED.to_owned(),
+                    content: content.clone(),
+                });
                 let policy = proto::Policy {
                     name: "(test)".to_owned(),
                     description: String::new(),
                     enabled: true,
-                    rules: proto::PolicyRules { files: vec![TESTED.to_owned()], ..Default::default() },
+                    rules: proto::PolicyRules {
+                        files: vec![TESTED.to_owned()],
+                        ..Default::default()
+                    },
                     scope: Vec::new(),
                     builtin: false,
                 };
@@ -374,7 +429,11 @@ fn scan_stored(
     filter: &EventFilter,
     limit: usize,
 ) -> Result<proto::TestRulesResult, ApiError> {
-    let mut result = proto::TestRulesResult { scanned: 0, truncated: false, alerts: Vec::new() };
+    let mut result = proto::TestRulesResult {
+        scanned: 0,
+        truncated: false,
+        alerts: Vec::new(),
+    };
     let mut page = PageRequest::first(500);
     loop {
         let found = store.search_events(filter, page)?;
@@ -384,9 +443,15 @@ fn scan_stored(
                 return Ok(result);
             }
             result.scanned += 1;
-            let Some(full) = store.get_event(stored.id)? else { continue };
+            let Some(full) = store.get_event(stored.id)? else {
+                continue;
+            };
             let mut detections = Vec::new();
-            kaudit_model::read_input(full.raw_json.as_bytes(), |located| detections.extend(detector.detect(&located)), |_| {});
+            kaudit_model::read_input(
+                full.raw_json.as_bytes(),
+                |located| detections.extend(detector.detect(&located)),
+                |_| {},
+            );
             for detection in detections {
                 let alert = kaudit_store::StoredAlert {
                     id: kaudit_store::AlertId(0),
@@ -411,7 +476,12 @@ fn scan_stored(
             }
         }
         match found.next_cursor {
-            Some(cursor) => page = PageRequest { limit: 500, cursor: Some(cursor) },
+            Some(cursor) => {
+                page = PageRequest {
+                    limit: 500,
+                    cursor: Some(cursor),
+                }
+            }
             None => return Ok(result),
         }
     }

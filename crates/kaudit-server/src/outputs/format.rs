@@ -15,13 +15,19 @@ pub fn falco_json(alert: &OutputAlert, hostname: &str) -> String {
     object.insert("output".into(), Value::String(prefixed(alert, &time)));
     object.insert("output_fields".into(), Value::Object(alert.output_fields.clone()));
     object.insert("policy".into(), Value::String(alert.policy.clone()));
-    object.insert("priority".into(), Value::String(alert.priority.falco_name().to_owned()));
+    object.insert(
+        "priority".into(),
+        Value::String(alert.priority.falco_name().to_owned()),
+    );
     if alert.repeated > 0 {
         object.insert("repeated".into(), Value::from(alert.repeated));
     }
     object.insert("rule".into(), Value::String(alert.rule.clone()));
     object.insert("source".into(), Value::String("k8s_audit".into()));
-    object.insert("tags".into(), Value::Array(alert.tags.iter().cloned().map(Value::String).collect()));
+    object.insert(
+        "tags".into(),
+        Value::Array(alert.tags.iter().cloned().map(Value::String).collect()),
+    );
     object.insert("time".into(), Value::String(time));
     Value::Object(object).to_string()
 }
@@ -30,7 +36,12 @@ pub fn falco_json(alert: &OutputAlert, hostname: &str) -> String {
 /// `[repeated N times]` on deduplication summaries.
 pub fn text_line(alert: &OutputAlert) -> String {
     let time = kaudit_model::format_rfc3339_nanos(alert.time_ns);
-    let mut line = format!("{} (cluster={}, policy={})", prefixed(alert, &time), alert.cluster, alert.policy);
+    let mut line = format!(
+        "{} (cluster={}, policy={})",
+        prefixed(alert, &time),
+        alert.cluster,
+        alert.policy
+    );
     if alert.repeated > 0 {
         line.push_str(&format!(" [repeated {} more times]", alert.repeated));
     }
@@ -71,6 +82,9 @@ mod tests {
         assert_eq!(json["priority"], "Notice");
         assert_eq!(json["output_fields"]["ka.user.name"], "alice");
         assert!(json.get("repeated").is_none());
-        assert_eq!(text_line(&alert), "10:11:12.223456789: Notice exec by alice (cluster=prod, policy=notable-events)");
+        assert_eq!(
+            text_line(&alert),
+            "10:11:12.223456789: Notice exec by alice (cluster=prod, policy=notable-events)"
+        );
     }
 }

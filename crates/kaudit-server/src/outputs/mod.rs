@@ -110,7 +110,12 @@ impl Outputs {
             let (sender, receiver) = mpsc::channel(QUEUE_ALERTS);
             let task = tokio::spawn(run_output(name.clone(), sink, receiver, dedupe_window));
             tasks.push((name.clone(), task));
-            outputs.push(Handle { name, min_priority, sender, dropped: Arc::new(AtomicU64::new(0)) });
+            outputs.push(Handle {
+                name,
+                min_priority,
+                sender,
+                dropped: Arc::new(AtomicU64::new(0)),
+            });
         }
         Ok((Outputs { outputs }, OutputTasks { tasks }))
     }
@@ -162,7 +167,10 @@ struct Held {
 
 impl Dedupe {
     fn new(window: Duration) -> Dedupe {
-        Dedupe { window, open: HashMap::new() }
+        Dedupe {
+            window,
+            open: HashMap::new(),
+        }
     }
 
     /// True when the alert is to be sent now; false when it is a repeat within the window.
@@ -178,7 +186,14 @@ impl Dedupe {
                 false
             }
             _ => {
-                self.open.insert(key, Held { opened: now, held_back: 0, last: Arc::clone(alert) });
+                self.open.insert(
+                    key,
+                    Held {
+                        opened: now,
+                        held_back: 0,
+                        last: Arc::clone(alert),
+                    },
+                );
                 true
             }
         }
@@ -210,7 +225,11 @@ async fn run_output(
     window: Duration,
 ) {
     let mut dedupe = Dedupe::new(window);
-    let tick = if window.is_zero() { Duration::from_secs(3600) } else { window.min(Duration::from_secs(5)) };
+    let tick = if window.is_zero() {
+        Duration::from_secs(3600)
+    } else {
+        window.min(Duration::from_secs(5))
+    };
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

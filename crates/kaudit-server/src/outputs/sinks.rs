@@ -13,9 +13,27 @@ use crate::config::{OutputKind, SyslogProtocol, facility_number};
 /// One output's connection or file.
 pub(super) enum Sink {
     Stdout(tokio::io::Stdout),
-    File { path: std::path::PathBuf, file: Option<tokio::fs::File>, hostname: String },
-    Http { client: reqwest::Client, url: String, headers: Vec<(String, String)>, attempts: u32, style: HttpStyle, hostname: String },
-    Syslog { address: String, protocol: SyslogProtocol, facility: u8, hostname: String, udp: Option<UdpSocket>, tcp: Option<TcpStream> },
+    File {
+        path: std::path::PathBuf,
+        file: Option<tokio::fs::File>,
+        hostname: String,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: Vec<(String, String)>,
+        attempts: u32,
+        style: HttpStyle,
+        hostname: String,
+    },
+    Syslog {
+        address: String,
+        protocol: SyslogProtocol,
+        facility: u8,
+        hostname: String,
+        udp: Option<UdpSocket>,
+        tcp: Option<TcpStream>,
+    },
 }
 
 /// What an HTTP output posts.
@@ -38,8 +56,17 @@ impl Sink {
         };
         Ok(match kind {
             OutputKind::Stdout {} => Sink::Stdout(tokio::io::stdout()),
-            OutputKind::File { path } => Sink::File { path: path.clone(), file: None, hostname },
-            OutputKind::Webhook { url, headers, max_attempts, timeout_seconds } => Sink::Http {
+            OutputKind::File { path } => Sink::File {
+                path: path.clone(),
+                file: None,
+                hostname,
+            },
+            OutputKind::Webhook {
+                url,
+                headers,
+                max_attempts,
+                timeout_seconds,
+            } => Sink::Http {
                 client: http(*timeout_seconds)?,
                 url: url.clone(),
                 headers: headers.clone(),
@@ -47,7 +74,11 @@ impl Sink {
                 style: HttpStyle::FalcoJson,
                 hostname,
             },
-            OutputKind::Slack { url, max_attempts, timeout_seconds } => Sink::Http {
+            OutputKind::Slack {
+                url,
+                max_attempts,
+                timeout_seconds,
+            } => Sink::Http {
                 client: http(*timeout_seconds)?,
                 url: url.clone(),
                 headers: Vec::new(),
@@ -55,7 +86,11 @@ impl Sink {
                 style: HttpStyle::Slack,
                 hostname,
             },
-            OutputKind::Syslog { address, protocol, facility } => Sink::Syslog {
+            OutputKind::Syslog {
+                address,
+                protocol,
+                facility,
+            } => Sink::Syslog {
                 address: address.clone(),
                 protocol: *protocol,
                 facility: facility_number(facility).unwrap_or(16),
@@ -74,14 +109,28 @@ impl Sink {
                 out.write_all(line.as_bytes()).await.map_err(anyhow::Error::from)
             }
             Sink::File { path, file, hostname } => write_file(path, file, falco_json(alert, hostname)).await,
-            Sink::Http { client, url, headers, attempts, style, hostname } => {
+            Sink::Http {
+                client,
+                url,
+                headers,
+                attempts,
+                style,
+                hostname,
+            } => {
                 let body = match style {
                     HttpStyle::FalcoJson => falco_json(alert, hostname),
                     HttpStyle::Slack => serde_json::json!({ "text": text_line(alert) }).to_string(),
                 };
                 post_with_retries(client, url, headers, *attempts, body).await
             }
-            Sink::Syslog { address, protocol, facility, hostname, udp, tcp } => {
+            Sink::Syslog {
+                address,
+                protocol,
+                facility,
+                hostname,
+                udp,
+                tcp,
+            } => {
                 let message = syslog_message(alert, *facility, hostname);
                 match protocol {
                     SyslogProtocol::Udp => send_udp(udp, address, &message).await,
@@ -107,10 +156,18 @@ impl Sink {
     }
 }
 
-async fn write_file(path: &std::path::Path, file: &mut Option<tokio::fs::File>, mut line: String) -> anyhow::Result<()> {
+async fn write_file(
+    path: &std::path::Path,
+    file: &mut Option<tokio::fs::File>,
+    mut line: String,
+) -> anyhow::Result<()> {
     line.push('\n');
     if file.is_none() {
-        let opened = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+        let opened = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await?;
         *file = Some(opened);
     }
     if let Some(f) = file.as_mut()
@@ -133,7 +190,10 @@ async fn post_with_retries(
     let mut backoff = Duration::from_millis(500);
     let mut last_error = anyhow::anyhow!("no attempt made");
     for attempt in 1..=attempts.max(1) {
-        let mut request = client.post(url).header("content-type", "application/json").body(body.clone());
+        let mut request = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone());
         for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -163,7 +223,11 @@ pub(super) fn syslog_message(alert: &OutputAlert, facility: u8, hostname: &str) 
         30 => format!("{}Z", &timestamp[..26]),
         _ => timestamp,
     };
-    let host: String = hostname.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+    let host: String = hostname
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
     let host = if host.is_empty() { "-".to_owned() } else { host };
     format!(
         "<{pri}>1 {timestamp} {host} kaudit - alert [kaudit@32473 rule=\"{}\" policy=\"{}\" cluster=\"{}\" priority=\"{}\"] {}",
@@ -189,7 +253,11 @@ fn sd_escape(value: &str) -> String {
 
 async fn send_udp(socket: &mut Option<UdpSocket>, address: &str, message: &str) -> anyhow::Result<()> {
     if socket.is_none() {
-        let bind = if address.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+        let bind = if address.starts_with('[') {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let s = UdpSocket::bind(bind).await?;
         s.connect(address).await?;
         *socket = Some(s);
