@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::json;
-use crate::time::{parse_rfc3339_nanos, TimeError};
+use crate::time::{TimeError, parse_rfc3339_nanos};
 
 /// The text of a JSON leaf as the k8saudit plugin renders it (see [`json::render`]):
 /// borrowed from the input unless the JSON string had escapes.
@@ -486,7 +486,10 @@ mod tests {
     fn reads_every_field() {
         let e = AuditEvent::parse(POD_CREATE).unwrap();
         assert_eq!(e.verb.as_deref(), Some("create"));
-        assert_eq!(e.request_uri.as_deref(), Some("/api/v1/namespaces/default/pods?fieldManager=kubectl&x=1"));
+        assert_eq!(
+            e.request_uri.as_deref(),
+            Some("/api/v1/namespaces/default/pods?fieldManager=kubectl&x=1")
+        );
         assert_eq!(e.username(), Some("alice"));
         assert_eq!(e.user.as_ref().unwrap().groups().unwrap().len(), 2);
         assert_eq!(e.resource(), Some("pods"));
@@ -495,7 +498,10 @@ mod tests {
         assert_eq!(e.authorization_decision().as_deref(), Some("allow"));
         assert_eq!(e.annotation("authorization.k8s.io/reason").as_deref(), Some(""));
         assert_eq!(e.source_ips()[0], "10.0.0.1");
-        assert_eq!(e.pointer("/requestObject/spec/containers/0/image"), Some(r#""nginx""#));
+        assert_eq!(
+            e.pointer("/requestObject/spec/containers/0/image"),
+            Some(r#""nginx""#)
+        );
         assert_eq!(e.member("futureField"), Some(r#"{"x":1}"#));
         assert_eq!(e.stage_time_nanos().unwrap(), 1_714_558_272_223_456_000);
     }

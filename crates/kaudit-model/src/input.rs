@@ -86,13 +86,12 @@ pub enum SkipReason {
 
 /// Reads every audit event in `input`, calling `on_event` for each in input order and
 /// `on_skip` for each piece of input that is not one. Events borrow `input`.
-pub fn read_input<'a>(
-    input: &'a [u8],
-    mut on_event: impl FnMut(Located<'a>),
-    mut on_skip: impl FnMut(Skip),
-) {
+pub fn read_input<'a>(input: &'a [u8], mut on_event: impl FnMut(Located<'a>), mut on_skip: impl FnMut(Skip)) {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let mut sink = Sink { on_event: &mut on_event, on_skip: &mut on_skip };
+    let mut sink = Sink {
+        on_event: &mut on_event,
+        on_skip: &mut on_skip,
+    };
     if needs_whole_document(input) {
         read_document(input, &mut sink);
     } else {
@@ -110,7 +109,10 @@ pub fn read_json_lines<'a>(
     mut on_skip: impl FnMut(Skip),
 ) {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let mut sink = Sink { on_event: &mut on_event, on_skip: &mut on_skip };
+    let mut sink = Sink {
+        on_event: &mut on_event,
+        on_skip: &mut on_skip,
+    };
     read_lines(input, &mut sink);
 }
 
@@ -170,14 +172,22 @@ fn read_lines<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
         let end = memchr::memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
         let line = &input[start..end];
         start = end + 1;
-        let position = Position { line: line_no, item: None };
+        let position = Position {
+            line: line_no,
+            item: None,
+        };
         let line = trim_blanks(line);
         if line.is_empty() {
             continue;
         }
         match std::str::from_utf8(line) {
             Ok(text) => handle_value(text, position, &mut LineIndex::single(line_no), sink),
-            Err(e) => sink.skip(position, SkipReason::InvalidUtf8 { offset: e.valid_up_to() }),
+            Err(e) => sink.skip(
+                position,
+                SkipReason::InvalidUtf8 {
+                    offset: e.valid_up_to(),
+                },
+            ),
         }
     }
 }
@@ -187,10 +197,15 @@ fn read_document<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
         Ok(t) => t,
         Err(e) => {
             let line = 1 + memchr::memchr_iter(b'\n', &input[..e.valid_up_to()]).count();
-            let line_start = input[..e.valid_up_to()].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let line_start = input[..e.valid_up_to()]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1);
             sink.skip(
                 Position { line, item: None },
-                SkipReason::InvalidUtf8 { offset: e.valid_up_to() - line_start },
+                SkipReason::InvalidUtf8 {
+                    offset: e.valid_up_to() - line_start,
+                },
             );
             return;
         }
@@ -202,14 +217,24 @@ fn read_document<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
         match stream.next() {
             None => break,
             Some(Ok(value)) => {
-                let position = Position { line: index.line_of(offset_in(text, value.get())), item: None };
+                let position = Position {
+                    line: index.line_of(offset_in(text, value.get())),
+                    item: None,
+                };
                 handle_value(value.get(), position, &mut index, sink);
             }
             Some(Err(e)) => {
                 // A document that is not valid JSON cannot be resynchronised reliably: report
                 // where it broke and stop reading this input.
-                let line = if e.line() > 0 { e.line() } else { index.line_of(before) };
-                sink.skip(Position { line, item: None }, SkipReason::InvalidJson(e.to_string()));
+                let line = if e.line() > 0 {
+                    e.line()
+                } else {
+                    index.line_of(before)
+                };
+                sink.skip(
+                    Position { line, item: None },
+                    SkipReason::InvalidJson(e.to_string()),
+                );
                 break;
             }
         }
@@ -225,12 +250,20 @@ struct LineIndex<'t> {
 
 impl<'t> LineIndex<'t> {
     fn new(text: &'t str) -> LineIndex<'t> {
-        LineIndex { text, offset: 0, line: 1 }
+        LineIndex {
+            text,
+            offset: 0,
+            line: 1,
+        }
     }
 
     /// For a single line: every offset is on that line.
     fn single(line: usize) -> LineIndex<'static> {
-        LineIndex { text: "", offset: 0, line }
+        LineIndex {
+            text: "",
+            offset: 0,
+            line,
+        }
     }
 
     fn line_of(&mut self, offset: usize) -> usize {
@@ -262,18 +295,45 @@ struct Envelope<'a> {
     audit_id: Option<&'a RawValue>,
 }
 
+/// Arrays of events may nest (an `EventList` inside an array inside an array); deeper than
+/// this is not audit input, and refusing it bounds the recursion below.
+pub const MAX_ARRAY_NESTING: usize = 32;
+
 fn handle_value<'a>(raw: &'a str, position: Position, index: &mut LineIndex<'_>, sink: &mut Sink<'_, 'a>) {
+    handle_nested(raw, position, index, sink, 0);
+}
+
+fn handle_nested<'a>(
+    raw: &'a str,
+    position: Position,
+    index: &mut LineIndex<'_>,
+    sink: &mut Sink<'_, 'a>,
+    depth: usize,
+) {
     match json::kind(raw) {
+        Some(json::Kind::Array) if depth >= MAX_ARRAY_NESTING => sink.skip(
+            position,
+            SkipReason::NotAnEvent(format!("arrays nested deeper than {MAX_ARRAY_NESTING} levels")),
+        ),
         Some(json::Kind::Array) => {
             let items: Vec<&'a RawValue> = match serde_json::from_str(raw) {
                 Ok(items) => items,
                 Err(e) => return sink.skip(position, SkipReason::InvalidJson(e.to_string())),
             };
             for (i, item) in items.into_iter().enumerate() {
-                let line = index.line_of(offset_in(index.text, item.get())).max(position.line);
-                let pos = Position { line, item: Some(position.item.unwrap_or(i)) };
-                let pos = if position.item.is_some() { pos } else { Position { item: Some(i), ..pos } };
-                handle_value(item.get(), pos, index, sink);
+                let line = index
+                    .line_of(offset_in(index.text, item.get()))
+                    .max(position.line);
+                let pos = Position {
+                    line,
+                    item: Some(position.item.unwrap_or(i)),
+                };
+                let pos = if position.item.is_some() {
+                    pos
+                } else {
+                    Position { item: Some(i), ..pos }
+                };
+                handle_nested(item.get(), pos, index, sink, depth + 1);
             }
         }
         Some(json::Kind::Object) => {
@@ -285,17 +345,24 @@ fn handle_value<'a>(raw: &'a str, position: Position, index: &mut LineIndex<'_>,
             match kind.as_deref() {
                 Some("EventList") => match envelope.items.map(|i| json::kind(i.get())) {
                     Some(Some(json::Kind::Array)) => {
-                        let items = json::elements(envelope.items.map_or("[]", RawValue::get)).unwrap_or_default();
+                        let items =
+                            json::elements(envelope.items.map_or("[]", RawValue::get)).unwrap_or_default();
                         for (i, item) in items.into_iter().enumerate() {
                             let line = index.line_of(offset_in(index.text, item)).max(position.line);
                             handle_event(item, Position { line, item: Some(i) }, sink);
                         }
                     }
-                    _ => sink.skip(position, SkipReason::NotAnEvent("EventList without an items array".into())),
+                    _ => sink.skip(
+                        position,
+                        SkipReason::NotAnEvent("EventList without an items array".into()),
+                    ),
                 },
                 Some("Event") => handle_event(raw, position, sink),
                 None if envelope.audit_id.is_some() => handle_event(raw, position, sink),
-                None => sink.skip(position, SkipReason::NotAnEvent("object without kind or auditID".into())),
+                None => sink.skip(
+                    position,
+                    SkipReason::NotAnEvent("object without kind or auditID".into()),
+                ),
                 Some(_) => {
                     let shown = envelope.kind.map_or("", RawValue::get);
                     sink.skip(position, SkipReason::NotAnEvent(format!("kind {shown}")))
@@ -303,7 +370,10 @@ fn handle_value<'a>(raw: &'a str, position: Position, index: &mut LineIndex<'_>,
             }
         }
         _ => match serde_json::from_str::<serde::de::IgnoredAny>(raw) {
-            Ok(_) => sink.skip(position, SkipReason::NotAnEvent("not a JSON object or array".into())),
+            Ok(_) => sink.skip(
+                position,
+                SkipReason::NotAnEvent("not a JSON object or array".into()),
+            ),
             Err(e) => sink.skip(position, SkipReason::InvalidJson(e.to_string())),
         },
     }
@@ -311,14 +381,21 @@ fn handle_value<'a>(raw: &'a str, position: Position, index: &mut LineIndex<'_>,
 
 fn handle_event<'a>(raw: &'a str, position: Position, sink: &mut Sink<'_, 'a>) {
     if json::kind(raw) != Some(json::Kind::Object) {
-        return sink.skip(position, SkipReason::NotAnEvent("EventList item is not an object".into()));
+        return sink.skip(
+            position,
+            SkipReason::NotAnEvent("EventList item is not an object".into()),
+        );
     }
     let event = match AuditEvent::parse(raw) {
         Ok(e) => e,
         Err(e) => return sink.skip(position, SkipReason::MalformedEvent(e.to_string())),
     };
     match event.stage_time_nanos() {
-        Ok(time_nanos) => (sink.on_event)(Located { position, event, time_nanos }),
+        Ok(time_nanos) => (sink.on_event)(Located {
+            position,
+            event,
+            time_nanos,
+        }),
         Err(EventError::BadStageTimestamp(e)) => sink.skip(position, SkipReason::BadTimestamp(e.to_string())),
         Err(e) => sink.skip(position, SkipReason::BadTimestamp(e.to_string())),
     }
@@ -340,24 +417,38 @@ mod tests {
     }
 
     fn ev(id: &str) -> String {
-        format!(r#"{{"kind":"Event","auditID":"{id}","stage":"ResponseComplete","stageTimestamp":"2024-05-01T10:11:12.123456Z"}}"#)
+        format!(
+            r#"{{"kind":"Event","auditID":"{id}","stage":"ResponseComplete","stageTimestamp":"2024-05-01T10:11:12.123456Z"}}"#
+        )
     }
 
     #[test]
     fn json_lines_with_bad_lines_in_between() {
         let input = format!("\u{feff}{}\r\nnot json\n\n{{\"kind\":0}}\n{}\n", ev("a"), ev("b"));
         let (events, skips) = read(&input);
-        assert_eq!(events, vec![(Position { line: 1, item: None }, "a".into()), (Position { line: 5, item: None }, "b".into())]);
+        assert_eq!(
+            events,
+            vec![
+                (Position { line: 1, item: None }, "a".into()),
+                (Position { line: 5, item: None }, "b".into())
+            ]
+        );
         assert_eq!(skips.len(), 2);
         assert_eq!(skips[0].position.line, 2);
         assert!(matches!(skips[0].reason, SkipReason::InvalidJson(_)));
-        assert!(skips[1].to_string().contains("data not recognized as a k8s audit event"));
+        assert!(
+            skips[1]
+                .to_string()
+                .contains("data not recognized as a k8s audit event")
+        );
     }
 
     #[test]
     fn event_list_items_have_indexes() {
         let item = ev("x").replace(r#""kind":"Event","#, "");
-        let body = format!(r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{item},{item},{{"auditID":"bad"}}]}}"#);
+        let body = format!(
+            r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{{}},"items":[{item},{item},{{"auditID":"bad"}}]}}"#
+        );
         let (events, skips) = read(&body);
         assert_eq!(events.len(), 2);
         assert_eq!(events[1].0.item, Some(1));
@@ -367,13 +458,41 @@ mod tests {
 
     #[test]
     fn pretty_printed_documents_and_arrays() {
-        let doc = format!("[\n  {},\n  {}\n]\n{{\n \"kind\": \"EventList\", \"items\": [\n{}\n]}}\n", ev("a"), ev("b"), ev("c"));
+        let doc = format!(
+            "[\n  {},\n  {}\n]\n{{\n \"kind\": \"EventList\", \"items\": [\n{}\n]}}\n",
+            ev("a"),
+            ev("b"),
+            ev("c")
+        );
         let (events, skips) = read(&doc);
         assert!(skips.is_empty(), "{skips:?}");
         let ids: Vec<_> = events.iter().map(|e| e.1.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
-        assert_eq!(events[1].0, Position { line: 3, item: Some(1) });
-        assert_eq!(events[2].0, Position { line: 7, item: Some(0) });
+        assert_eq!(
+            events[1].0,
+            Position {
+                line: 3,
+                item: Some(1)
+            }
+        );
+        assert_eq!(
+            events[2].0,
+            Position {
+                line: 7,
+                item: Some(0)
+            }
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursing_further() {
+        let depth = 100;
+        let input = format!("{}{}{}", "[".repeat(depth), ev("a"), "]".repeat(depth));
+        let (events, skips) = read(&input);
+        assert!(events.is_empty());
+        assert_eq!(skips.len(), 1, "{skips:?}");
+        let shallow = format!("[[{}]]", ev("b"));
+        assert_eq!(read(&shallow).0.len(), 1);
     }
 
     #[test]

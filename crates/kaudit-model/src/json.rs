@@ -125,7 +125,11 @@ pub fn member<'a>(raw: &'a str, key: &str) -> Option<&'a str> {
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(raw);
-    FindMember { key }.deserialize(&mut de).ok().flatten().map(RawValue::get)
+    FindMember { key }
+        .deserialize(&mut de)
+        .ok()
+        .flatten()
+        .map(RawValue::get)
 }
 
 /// The raw text of element `index` of the raw JSON array `raw`.
@@ -134,7 +138,11 @@ pub fn element(raw: &str, index: usize) -> Option<&str> {
         return None;
     }
     let mut de = serde_json::Deserializer::from_str(raw);
-    FindElement { index }.deserialize(&mut de).ok().flatten().map(RawValue::get)
+    FindElement { index }
+        .deserialize(&mut de)
+        .ok()
+        .flatten()
+        .map(RawValue::get)
 }
 
 /// The raw texts of the elements of a raw JSON array; `None` if `raw` is not an array.
@@ -304,14 +312,20 @@ mod tests {
         assert_eq!(render("1.50"), "1.50");
         assert_eq!(render("true"), "true");
         assert_eq!(render("null"), "null");
-        assert_eq!(render(r#"{ "a" : [1, 2], "b":"x y" }"#), r#"{"a":[1,2],"b":"x y"}"#);
+        assert_eq!(
+            render(r#"{ "a" : [1, 2], "b":"x y" }"#),
+            r#"{"a":[1,2],"b":"x y"}"#
+        );
     }
 
     #[test]
     fn pointer_walks_objects_and_arrays() {
         let doc = r#"{"annotations":{"authorization.k8s.io/decision":"allow"},
             "spec":{"containers":[{"name":"a"},{"name":"b"}]},"a~b":1}"#;
-        assert_eq!(pointer(doc, "/annotations/authorization.k8s.io~1decision"), Some(r#""allow""#));
+        assert_eq!(
+            pointer(doc, "/annotations/authorization.k8s.io~1decision"),
+            Some(r#""allow""#)
+        );
         assert_eq!(pointer(doc, "spec/containers/1/name"), Some(r#""b""#));
         assert_eq!(pointer(doc, "/a~0b"), Some("1"));
         assert_eq!(pointer(doc, "/spec/containers/2"), None);

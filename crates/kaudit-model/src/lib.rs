@@ -22,6 +22,6 @@ mod time;
 mod vocab;
 
 pub use event::{AuditEvent, ObjectRef, ResponseStatus, Text, UserInfo};
-pub use input::{read_input, read_json_lines, Located, Position, Skip, SkipReason};
-pub use time::{format_rfc3339_nanos, parse_rfc3339_nanos, TimeError};
+pub use input::{Located, Position, Skip, SkipReason, read_input, read_json_lines};
+pub use time::{TimeError, format_rfc3339_nanos, parse_rfc3339_nanos};
 pub use vocab::{Level, ParseVocabError, Priority, Stage};

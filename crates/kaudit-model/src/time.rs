@@ -15,7 +15,10 @@ pub struct TimeError {
 /// numeric offset, as Go's `time.RFC3339Nano` layout accepts it, into nanoseconds since the
 /// Unix epoch (UTC).
 pub fn parse_rfc3339_nanos(text: &str) -> Result<i64, TimeError> {
-    let err = |reason| TimeError { text: text.to_owned(), reason };
+    let err = |reason| TimeError {
+        text: text.to_owned(),
+        reason,
+    };
     let b = text.as_bytes();
     if b.len() < 20 {
         return Err(err("too short"));
@@ -132,17 +135,30 @@ mod tests {
     #[test]
     fn parses_the_apiserver_shape_and_offsets() {
         assert_eq!(parse_rfc3339_nanos("1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_rfc3339_nanos("2024-05-01T10:11:12.123456Z"), Ok(1_714_558_272_123_456_000));
+        assert_eq!(
+            parse_rfc3339_nanos("2024-05-01T10:11:12.123456Z"),
+            Ok(1_714_558_272_123_456_000)
+        );
         assert_eq!(
             parse_rfc3339_nanos("2024-05-01T11:11:12.123456+01:00"),
             parse_rfc3339_nanos("2024-05-01T10:11:12.123456Z")
         );
-        assert_eq!(parse_rfc3339_nanos("2000-02-29T00:00:00.5Z"), Ok(951_782_400_500_000_000));
+        assert_eq!(
+            parse_rfc3339_nanos("2000-02-29T00:00:00.5Z"),
+            Ok(951_782_400_500_000_000)
+        );
     }
 
     #[test]
     fn rejects_what_go_rejects() {
-        for bad in ["yesterday", "", "2024-05-01 10:11:12Z", "2024-02-30T00:00:00Z", "2024-05-01T10:11:12", "2024-05-01T10:11:12.Z"] {
+        for bad in [
+            "yesterday",
+            "",
+            "2024-05-01 10:11:12Z",
+            "2024-02-30T00:00:00Z",
+            "2024-05-01T10:11:12",
+            "2024-05-01T10:11:12.Z",
+        ] {
             assert!(parse_rfc3339_nanos(bad).is_err(), "{bad}");
         }
     }

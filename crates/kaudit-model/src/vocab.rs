@@ -178,8 +178,12 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in the order a request goes through them.
-    pub const ALL: [Stage; 4] =
-        [Stage::RequestReceived, Stage::ResponseStarted, Stage::ResponseComplete, Stage::Panic];
+    pub const ALL: [Stage; 4] = [
+        Stage::RequestReceived,
+        Stage::ResponseStarted,
+        Stage::ResponseComplete,
+        Stage::Panic,
+    ];
 
     /// The name as written in policies and events.
     pub fn as_str(self) -> &'static str {
