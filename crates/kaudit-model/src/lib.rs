@@ -22,6 +22,6 @@ mod time;
 mod vocab;
 
 pub use event::{AuditEvent, ObjectRef, ResponseStatus, Text, UserInfo};
-pub use input::{Located, Position, Skip, SkipReason, read_input, read_json_lines};
+pub use input::{Located, MAX_ARRAY_NESTING, Position, Skip, SkipReason, read_input, read_json_lines};
 pub use time::{TimeError, format_rfc3339_nanos, parse_rfc3339_nanos};
 pub use vocab::{Level, ParseVocabError, Priority, Stage};
