@@ -143,3 +143,42 @@ fn scope_flags_report_mistakes() {
         "no scope means no parsing at all"
     );
 }
+
+/// Applies `policy` (YAML) to `event` and returns what would be shipped.
+fn check_policy(policy: &str, event: &str, expected: Option<&str>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).expect("write");
+    let loaded = LoadedPolicy::load(&path).expect("policy loads");
+    let filter = Filter::new(Vec::new(), Some(loaded)).expect("filter");
+    match (filter.apply(event), expected) {
+        (Verdict::Ship(text), Some(expected)) => assert_eq!(text, expected),
+        (Verdict::Filtered, None) => {}
+        (verdict, expected) => panic!("got {verdict:?}, expected {expected:?}"),
+    }
+}
+
+#[test]
+fn the_policy_drops_and_reduces_events_before_shipping() {
+    let policy = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: None\n  nonResourceURLs: ['/healthz*']\n- level: Metadata\n";
+    let healthz = r#"{"level":"Metadata","auditID":"h","stage":"ResponseComplete","requestURI":"/healthz","verb":"get","user":{"username":"u"},"stageTimestamp":"2024-05-01T10:11:12.123456Z"}"#;
+    check_policy(policy, healthz, None);
+    let received = r#"{"level":"Request","auditID":"r","stage":"RequestReceived","requestURI":"/api/v1/namespaces/a/pods","verb":"create","user":{"username":"u"},"objectRef":{"resource":"pods","namespace":"a"},"stageTimestamp":"2024-05-01T10:11:12.123456Z"}"#;
+    check_policy(policy, received, None);
+    let create = r#"{"level":"Request","auditID":"c","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/a/pods","verb":"create","user":{"username":"u"},"objectRef":{"resource":"pods","namespace":"a"},"requestObject":{"kind":"Pod"},"stageTimestamp":"2024-05-01T10:11:12.123456Z"}"#;
+    let reduced = r#"{"level":"Metadata","auditID":"c","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/a/pods","verb":"create","user":{"username":"u"},"objectRef":{"resource":"pods","namespace":"a"},"stageTimestamp":"2024-05-01T10:11:12.123456Z"}"#;
+    check_policy(policy, create, Some(reduced));
+}
+
+#[test]
+fn a_policy_that_does_not_load_names_its_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Loud\n",
+    )
+    .expect("write");
+    let err = LoadedPolicy::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("policy.yaml:4:"), "{err}");
+}
