@@ -1,2 +1,40 @@
-//! Benchmarks of the SQLite store (filled in below).
-fn main() {}
+//! Benchmark of the SQLite store: batch insert throughput and search latency.
+//!
+//! ```text
+//! cargo bench -p kaudit-store-sqlite --bench store -- insert events=1000000 clients=4 db=/tmp/k.db
+//! cargo bench -p kaudit-store-sqlite --bench store -- load events=10000000 db=/tmp/big.db
+//! cargo bench -p kaudit-store-sqlite --bench store -- search iterations=40 db=/tmp/big.db
+//! ```
+//! `durability=normal` switches to `synchronous=NORMAL`; `fresh=1` deletes the database first.
+
+use std::sync::Arc;
+
+use kaudit_store::testsuite::bench::{self, Args};
+use kaudit_store_sqlite::{Durability, SqliteConfig, SqliteStore};
+
+fn main() {
+    let args = Args::from_env();
+    let path = args.text("db", "/tmp/kaudit-bench.db");
+    if args.number("fresh", 0) == 1 {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+    let durability = match args.text("durability", "full").as_str() {
+        "normal" => Durability::Normal,
+        _ => Durability::Full,
+    };
+    let config = SqliteConfig {
+        durability,
+        ..SqliteConfig::default()
+    };
+    let store = match SqliteStore::open(&path, config) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("cannot open {path}: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("sqlite store at {path}, durability {durability:?}");
+    bench::run(Arc::new(store), &args);
+}

@@ -114,7 +114,10 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, &config)?;
         migrations::migrate(&mut conn, MIGRATIONS)?;
-        let writer = writer::WriterHandle::start(conn, &config)?;
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 50000")
+            .map_err(|e| StoreError::backend("configuring the writer connection", e))?;
+        let checkpoint_conn = open_connection(&path, &config)?;
+        let writer = writer::WriterHandle::start(conn, checkpoint_conn, &config)?;
         Ok(SqliteStore {
             path,
             config,

@@ -136,7 +136,16 @@ fn event_where(filter: &EventFilter) -> Where {
     w.equals("e.resource", &filter.resource);
     w.equals("e.subresource", &filter.subresource);
     w.equals("e.namespace", &filter.namespace);
-    w.equals("e.name", &filter.name);
+    if let Some(name) = &filter.name {
+        // No (name, time) index: too costly to maintain. The trigram index finds candidates.
+        if let Some(query) = trigram_query(name) {
+            w.add(
+                "e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)",
+                [Value::Text(query)],
+            );
+        }
+        w.add("e.name = ?", [Value::Text(name.clone())]);
+    }
     w.equals("e.source_ip", &filter.source_ip);
     if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
         w.add(

@@ -85,7 +85,12 @@ const STEP_BAD: Migration = Migration {
 #[test]
 fn migrations_apply_in_order_once_and_atomically() {
     let shipped = migrations::MIGRATIONS.last().map_or(0, |m| m.version);
-    type Case<'a> = (&'a str, Vec<&'a [Migration]>, Vec<Result<i64, String>>, Vec<&'a str>);
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a [Migration]>,
+        Vec<Result<i64, String>>,
+        Vec<&'a str>,
+    );
     let cases: Vec<Case> = vec![
         (
             "fresh",

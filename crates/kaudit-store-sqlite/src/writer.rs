@@ -76,14 +76,30 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection, config: &SqliteConfig) -> Result<WriterHandle> {
+    /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpoint_conn`.
+    pub(crate) fn start(
+        conn: Connection,
+        checkpoint_conn: Connection,
+        config: &SqliteConfig,
+    ) -> Result<WriterHandle> {
         let (sender, receiver) = sync_channel::<Box<dyn Job>>(config.queue_depth.max(1));
+        let (wake_checkpointer, wakes) = sync_channel::<()>(1);
         let max_jobs = config.max_jobs_per_commit.max(1);
-        let writer = Writer { conn };
+        let checkpointer = std::thread::Builder::new()
+            .name("kaudit-sqlite-checkpoint".to_owned())
+            .spawn(move || checkpoint_loop(checkpoint_conn, wakes))
+            .map_err(|e| StoreError::backend("starting the checkpoint thread", e))?;
+        let writer = Writer {
+            conn,
+            wake_checkpointer,
+        };
         let thread = std::thread::Builder::new()
             .name("kaudit-sqlite-writer".to_owned())
-            .spawn(move || run(writer, receiver, max_jobs))
+            .spawn(move || {
+                run(writer, receiver, max_jobs);
+                // The writer (and with it the wake-up sender) is gone: the checkpointer stops.
+                let _ = checkpointer.join();
+            })
             .map_err(|e| StoreError::backend("starting the writer thread", e))?;
         Ok(WriterHandle {
             sender: Mutex::new(Some(sender)),
@@ -148,9 +164,22 @@ fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
     }
 }
 
+/// Copies committed WAL pages into the database file, off the writer thread, after commits
+/// (at most every 100 ms). A passive checkpoint never blocks the writer or readers; the writer
+/// reuses the WAL from its start once a checkpoint caught up. The writer's own automatic
+/// checkpoint stays on at a high threshold as a backstop should this thread fall behind.
+fn checkpoint_loop(conn: Connection, wakes: Receiver<()>) {
+    while wakes.recv().is_ok() {
+        // A failed passive checkpoint is retried on the next wake-up; nothing is lost by it.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The writer connection and the operations that run on it.
 pub(crate) struct Writer {
     conn: Connection,
+    wake_checkpointer: SyncSender<()>,
 }
 
 impl Writer {
@@ -181,6 +210,10 @@ impl Writer {
             }
             self.conn.execute_batch("COMMIT").map_err(|e| e.to_string())
         })();
+        if outcome.is_ok() {
+            // Full means a wake-up is already pending.
+            let _ = self.wake_checkpointer.try_send(());
+        }
         if outcome.is_err() && !self.conn.is_autocommit() {
             // The transaction is abandoned; nothing of the group is stored.
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -213,7 +246,7 @@ impl Writer {
                     f.audit_id,
                     f.stage.as_str(),
                     &f.digest[..],
-                    &event.dedupe[..],
+                    event.dedupe,
                     f.verb,
                     f.username,
                     event.groups_json,
@@ -362,7 +395,7 @@ const INSERT_EVENT: &str = "INSERT INTO events (
         user_agent, response_code, decision, request_uri, level)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
         ?21, ?22, ?23)
-    ON CONFLICT (dedupe) DO NOTHING";
+    ON CONFLICT (time_ns, dedupe) DO NOTHING";
 
 const INSERT_ALERT: &str = "INSERT INTO alerts (
         event_id, time_ns, rule, priority, output, output_fields_json, tags_json, policy, cluster,
@@ -377,7 +410,7 @@ pub(crate) struct EncodedBatch {
 
 struct EncodedEvent {
     fields: EventFields,
-    dedupe: [u8; 16],
+    dedupe: i64,
     groups_json: String,
     raw_zstd: Vec<u8>,
 }
@@ -426,7 +459,7 @@ pub(crate) fn encode_batch(
             .iter()
             .map(|event| {
                 Ok(EncodedEvent {
-                    dedupe: event.fields.dedupe_key(),
+                    dedupe: dedupe_integer(&event.fields),
                     groups_json: json_string_array(&event.fields.groups),
                     raw_zstd: compressor
                         .compress(event.raw_json.as_bytes())
@@ -448,6 +481,16 @@ pub(crate) fn encode_batch(
         events: encoded_events,
         alerts: encoded_alerts,
     })
+}
+
+/// The first 64 bits of the dedupe key. Unique together with the event time, which the key
+/// also covers (through the digest), so a collision needs two different events in the same
+/// nanosecond with equal 64-bit hashes.
+fn dedupe_integer(fields: &EventFields) -> i64 {
+    let key = fields.dedupe_key();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&key[..8]);
+    i64::from_le_bytes(first)
 }
 
 /// A JSON array of strings.

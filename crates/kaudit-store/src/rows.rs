@@ -52,7 +52,10 @@ pub struct EventFields {
     pub stage: Stage,
     /// Digest of the raw event (see [`event_digest`]); part of the dedupe key.
     pub digest: [u8; 32],
-    /// `stageTimestamp` in ns since the epoch: the time searches sort and filter on.
+    /// `stageTimestamp` in ns since the epoch (falling back to `requestReceivedTimestamp`): the
+    /// time searches sort and filter on. It must be read from the event itself, never from the
+    /// arrival time: backends may key the dedupe index by it, so two copies of one event must
+    /// carry the same value.
     pub time_ns: i64,
     /// When the intake received the event, in ns since the epoch.
     pub received_ns: i64,

@@ -6,6 +6,9 @@
 //! checked against a reference evaluation of the same filter over the rows the test inserted,
 //! so every filter is checked on data where it both matches and excludes rows.
 
+pub mod bench;
+pub mod workload;
+
 use kaudit_model::{Level, Priority, Stage};
 
 use crate::{
