@@ -1,10 +1,10 @@
 //! [`RuleSet`]: the loaded `k8s_audit` rules in evaluation order, their selection (enabled
 //! flags, minimum priority), evaluation of an event, and alerts.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use kaudit_model::Priority;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::eval::{Cache, Node, Slots};
 use crate::expr::Expr;
@@ -179,7 +179,7 @@ struct Index {
     verb_slot: usize,
     resource_slot: usize,
     /// For each verb some rule restricts to: the active rules that may match it, in order.
-    by_verb: HashMap<Box<str>, Vec<usize>>,
+    by_verb: FxHashMap<Box<str>, Vec<usize>>,
     /// The active rules that do not restrict the verb, in order.
     any_verb: Vec<usize>,
     /// For each rule, the resources it may match, when restricted.

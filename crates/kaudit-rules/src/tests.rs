@@ -596,7 +596,7 @@ fn errors_point_into_conditions() {
 fn field_and_operator_checks() {
     check_error(
         &[&rule("R", "ka.req.pod.containers.image contains nginx")],
-        "'contains' operator not supported list filters (list fields only take the operators exists, in and intersects)",
+        "'contains' operator not supported list filters (list fields only take the operators exists, in, intersects)",
     );
     check_error(
         &[&rule("R", "ka.req.pod.containers.image = nginx")],

@@ -103,7 +103,7 @@ fn check_operator(op: Op, shape: &Shape, span: Span) -> Result<(), CheckError> {
     }
     let message = if shape.list {
         format!(
-            "'{op}' operator not supported list filters (list fields only take the operators exists, in and intersects)"
+            "'{op}' operator not supported list filters (list fields only take the operators exists, in, intersects)"
         )
     } else if shape.numeric {
         format!("'{op}' operator not supported for numeric filters")
