@@ -478,7 +478,12 @@ impl Tailer {
         };
         source.path.clone_from(&candidate.path);
         source.live = candidate.live && live_key == Some(source.key);
-        if source.identity.is_none() {
+        if !self.identity_holds(slot) {
+            // Truncated and rewritten since it was identified: notice it now, so that the
+            // new content is known (and checkpointed) even before its turn to be read.
+            self.truncated(slot);
+        }
+        if self.source(slot).is_some_and(|source| source.identity.is_none()) {
             let _ = self.identify_source(slot, now);
         }
     }
@@ -534,13 +539,8 @@ impl Tailer {
         let identity = match cached {
             Some(identity) => identity,
             None => {
-                let file = match File::open(&candidate.path) {
-                    Ok(file) => file,
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => return,
-                    Err(source) => {
-                        self.events.push(TailEvent::Error(TailError::Read { path: candidate.path, source }));
-                        return;
-                    }
+                let Some(file) = self.open_expected(&candidate.path, key) else {
+                    return;
                 };
                 let opened = Reader::new(file, candidate.gz);
                 let head = match opened.head(self.config.fingerprint_max_bytes) {
@@ -616,16 +616,27 @@ impl Tailer {
         };
         let reader = match reader {
             Some(reader) => reader,
-            None => match File::open(&candidate.path) {
-                Ok(file) => Reader::new(file, candidate.gz),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return,
-                Err(source) => {
-                    self.events.push(TailEvent::Error(TailError::Read { path: candidate.path, source }));
-                    return;
-                }
+            None => match self.open_expected(&candidate.path, key) {
+                Some(file) => Reader::new(file, candidate.gz),
+                None => return,
             },
         };
         self.open_source(family, candidate, key, reader, Some(identity), offset);
+    }
+
+    /// Opens `path` if it still names the file `key`; a rename in between (rotation) makes
+    /// the next scan look again.
+    fn open_expected(&mut self, path: &std::path::Path, key: FileKey) -> Option<File> {
+        let opened = File::open(path).and_then(|file| Ok((FileKey::of(&file.metadata()?), file)));
+        match opened {
+            Ok((opened_key, file)) if opened_key == key => Some(file),
+            Ok(_) => None,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                self.events.push(TailEvent::Error(TailError::Read { path: path.to_path_buf(), source }));
+                None
+            }
+        }
     }
 
     fn open_source(
@@ -898,7 +909,8 @@ impl Tailer {
             source.pos = 0;
             source.len = 0;
             source.size_seen = source.size_seen.max(offset);
-            source.verified = true;
+            // Checked again when reading starts: the file may change before that.
+            source.verified = false;
         }
         self.events.push(TailEvent::Opened { path, fingerprint, offset });
         Identified::Ready
@@ -911,23 +923,29 @@ impl Tailer {
         let Some(source) = self.sources[slot].as_mut() else {
             return true;
         };
-        if source.verified || source.reader.is_gz() {
-            source.verified = true;
+        if source.verified {
             return true;
         }
+        source.verified = true;
+        self.identity_holds(slot)
+    }
+
+    /// Whether the source's file still starts with the bytes it was identified by.
+    fn identity_holds(&self, slot: usize) -> bool {
+        let Some(source) = self.source(slot) else {
+            return true;
+        };
         let Some(identity) = source.identity else {
             return true;
         };
+        if source.reader.is_gz() {
+            return true;
+        }
         let Ok(head) = source.reader.head(identity.covered) else {
             // Unreadable now; the read that follows reports the error.
             return true;
         };
-        source.verified = true;
-        let max = self.config.fingerprint_max_bytes;
-        match identify(&head, max, true) {
-            Head::Ready(now) => now == identity,
-            Head::Pending | Head::Empty => false,
-        }
+        matches!(identify(&head, self.config.fingerprint_max_bytes, true), Head::Ready(now) if now == identity)
     }
 
     /// The source's file was truncated in place: report what may be lost and start over at
@@ -937,9 +955,10 @@ impl Tailer {
             return;
         };
         let framed = source.framed();
-        let size_seen = source.size_seen.max(source.read_offset());
+        let mut size_seen = source.size_seen.max(source.read_offset());
         if let Some(identity) = source.identity.take() {
             if let Some(entry) = self.book.entries.get_mut(&identity.fingerprint) {
+                size_seen = size_seen.max(entry.stored.size);
                 entry.held = false;
                 entry.read_end = Some(framed);
                 entry.stored.lost_from = Some(framed);
@@ -961,7 +980,7 @@ impl Tailer {
         source.buf_offset = 0;
         source.skipping = None;
         source.size_seen = 0;
-        source.verified = true;
+        source.verified = false;
     }
 
     /// A rotated source was read to its end (or became unreadable, with `error`): record its

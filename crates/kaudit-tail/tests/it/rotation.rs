@@ -155,3 +155,23 @@ fn a_glob_follows_each_family_in_its_own_order() {
     append(&fixture.logs.join("late.log"), &lines("late", 0..2));
     assert_eq!(drain_all(&mut tailer).0, expected("late", 0..2));
 }
+
+#[test]
+fn a_file_truncated_before_its_turn_is_noticed_and_its_new_content_read() {
+    let fixture = Fixture::new();
+    fixture.append(&lines("a", 0..3));
+    fixture.rotate("2024-05-01T10-00-00.000");
+    fixture.append(&lines("b", 0..2));
+    let mut tailer = fixture.open();
+    // The backup is read first; the live file waits its turn, identified but unread.
+    let batch = tailer.poll(1, usize::MAX);
+    assert_eq!(batch.len(), 1);
+    tailer.ack_batch(&batch);
+    OpenOptions::new().write(true).open(fixture.live()).expect("open").set_len(0).expect("truncate");
+    fixture.append(&lines("c", 0..2));
+    let (got, events) = drain_all(&mut tailer);
+    let mut want = expected("a", 1..3);
+    want.extend(expected("c", 0..2));
+    assert_eq!(got, want);
+    assert_eq!(events, [format!("loss Truncated at 0 {:?}", LostBytes::AtLeast(8))]);
+}
