@@ -81,22 +81,25 @@ pub fn create_token(store: &dyn Store, role: Role, name: &str) -> Result<(ApiTok
     Ok((token, secret))
 }
 
-/// What the first start created, to print once.
+/// What the first start created, to print once. A secret is absent when the data directory
+/// already had one of its kind (created offline with `kaudit token create` or `kaudit intake
+/// create` before the first start).
 pub struct FirstStart {
-    /// The admin token.
-    pub admin_token: String,
-    /// The intake key of the `default` intake.
-    pub intake_key: String,
-    /// Its cluster name.
+    /// The admin token, when none existed.
+    pub admin_token: Option<String>,
+    /// The key of the `default` intake (cluster `default`), when no intake existed.
+    pub intake_key: Option<String>,
+    /// The cluster name of the `default` intake.
     pub cluster: String,
 }
 
 /// Setting recording that the first start happened.
 const BOOTSTRAPPED: &str = "bootstrapped_ns";
 
-/// On a store that was never started: creates the default policies, an admin token and a
-/// `default` intake (cluster `default`), and records that this happened. Later starts only
-/// add default policies that are missing and return `None`.
+/// On a store that was never started: creates the default policies, an admin token unless an
+/// active one exists, and a `default` intake (cluster `default`) unless an intake exists, and
+/// records that this happened. Returns what it created (`None` when nothing), so that every
+/// created secret is shown once. Later starts only add default policies that are missing.
 pub fn bootstrap(store: &dyn Store) -> Result<Option<FirstStart>, AdminError> {
     for policy in default_policies() {
         if store.get_policy(&policy.name)?.is_none() {
@@ -122,14 +125,14 @@ pub fn bootstrap(store: &dyn Store) -> Result<Option<FirstStart>, AdminError> {
         Some(create_intake(store, "default", "default")?.1)
     };
     store.put_setting(BOOTSTRAPPED, &now_ns().to_string())?;
-    match (admin_token, intake_key) {
-        (Some(admin_token), Some(intake_key)) => Ok(Some(FirstStart {
-            admin_token,
-            intake_key,
-            cluster: "default".to_owned(),
-        })),
-        _ => Ok(None),
+    if admin_token.is_none() && intake_key.is_none() {
+        return Ok(None);
     }
+    Ok(Some(FirstStart {
+        admin_token,
+        intake_key,
+        cluster: "default".to_owned(),
+    }))
 }
 
 /// The protocol form of an intake.

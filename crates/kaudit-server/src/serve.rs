@@ -50,6 +50,7 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -113,15 +114,23 @@ pub async fn build_state(
 
 /// Prints what the first start created. The only time these secrets are shown.
 pub fn print_first_start(first: &FirstStart, listen: &str) {
-    println!(
-        "\nkaudit: first start, created an admin API token and an intake key.\n\
-         They are shown only this once; only their hashes are stored.\n\n\
-         \x20 admin token:  {}\n\
-         \x20 intake key:   {}   (intake \"default\", cluster \"{}\")\n\n\
-         Send audit events:   curl -H 'X-Intake-Key: <intake key>' --data-binary @audit.log http://{listen}/intake/v1/events\n\
-         Query alerts:        kaudit alerts --server http://{listen} --token <admin token>\n",
-        first.admin_token, first.intake_key, first.cluster
+    let mut text = String::from(
+        "\nkaudit: first start. The secrets below are shown only this once; only their hashes are stored.\n\n",
     );
+    if let Some(token) = &first.admin_token {
+        text.push_str(&format!("  admin token:  {token}\n"));
+    }
+    if let Some(key) = &first.intake_key {
+        text.push_str(&format!(
+            "  intake key:   {key}   (intake \"default\", cluster \"{}\")\n",
+            first.cluster
+        ));
+    }
+    text.push_str(&format!(
+        "\nSend audit events:   curl -H 'X-Intake-Key: <intake key>' --data-binary @audit.log http://{listen}/intake/v1/events\n\
+         Query alerts:        kaudit alerts --server http://{listen} --token <admin token>\n"
+    ));
+    println!("{text}");
 }
 
 /// Runs the server until SIGINT or SIGTERM.
