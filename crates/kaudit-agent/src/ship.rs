@@ -48,6 +48,14 @@ pub struct Shipper {
     tail_acks: Mutex<Option<std::sync::mpsc::Sender<u64>>>,
 }
 
+/// How sending one body ended.
+enum Sent {
+    Delivered,
+    Rejected(String),
+    /// The record was dropped from the spool while its delivery was being retried.
+    Abandoned,
+}
+
 enum Next {
     Memory(Record),
     Spooled(RecordId, Record),
@@ -159,8 +167,9 @@ impl Shipper {
         }
     }
 
-    /// Sends one batch until it is delivered (true) or rejected or dropped from the spool
-    /// meanwhile (false).
+    /// Sends one batch until it is delivered (true), or dropped from the spool meanwhile
+    /// (false). A batch the intake rejects as invalid is split until the offending events are
+    /// isolated: only those are dropped (and counted), the rest is delivered.
     async fn deliver(
         &self,
         client: &IntakeClient,
@@ -168,32 +177,107 @@ impl Shipper {
         spooled: Option<RecordId>,
         jitter: &mut Jitter,
     ) -> bool {
+        match self
+            .send_with_retries(client, record.body.clone(), spooled, jitter)
+            .await
+        {
+            Sent::Delivered => {
+                self.count_delivered(
+                    u64::from(record.events),
+                    u64::from(record.raw_bytes),
+                    record.body.len(),
+                );
+                self.metrics
+                    .newest_shipped_nanos
+                    .fetch_max(record.newest_nanos, Ordering::Relaxed);
+                true
+            }
+            Sent::Abandoned => false,
+            Sent::Rejected(reason) => {
+                self.bisect(client, record, &reason, jitter).await;
+                self.metrics
+                    .newest_shipped_nanos
+                    .fetch_max(record.newest_nanos, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    /// Delivers a rejected batch in halves, recursively, dropping single rejected events.
+    async fn bisect(&self, client: &IntakeClient, record: &Record, reason: &str, jitter: &mut Jitter) {
+        let mut plain = Vec::new();
+        let limit = u64::from(record.raw_bytes) + 1;
+        let decoded = std::io::Read::read_to_end(
+            &mut std::io::Read::take(flate2::read::GzDecoder::new(&record.body[..]), limit),
+            &mut plain,
+        );
+        let lines: Vec<&[u8]> = plain
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .collect();
+        if decoded.is_err() || lines.len() <= 1 {
+            self.drop_rejected(u64::from(record.events), reason);
+            return;
+        }
+        tracing::warn!(events = lines.len(), reason = %reason, "the intake rejected a batch; delivering it in parts");
+        let mut pending = vec![(0, lines.len())];
+        while let Some((start, end)) = pending.pop() {
+            let mut body = Vec::new();
+            for line in &lines[start..end] {
+                body.extend_from_slice(line);
+                body.push(b'\n');
+            }
+            let compressed = bytes::Bytes::from(crate::batch::gzip(&body, 1));
+            let compressed_len = compressed.len();
+            match self.send_with_retries(client, compressed, None, jitter).await {
+                Sent::Delivered => {
+                    self.count_delivered((end - start) as u64, body.len() as u64, compressed_len)
+                }
+                Sent::Abandoned => return,
+                Sent::Rejected(reason) if end - start == 1 => self.drop_rejected(1, &reason),
+                Sent::Rejected(_) => {
+                    let middle = start + (end - start) / 2;
+                    pending.push((middle, end));
+                    pending.push((start, middle));
+                }
+            }
+        }
+    }
+
+    fn count_delivered(&self, events: u64, raw_bytes: u64, sent_bytes: usize) {
+        let metrics = &self.metrics;
+        Metrics::add(&metrics.events_shipped, events);
+        Metrics::add(&metrics.batches_shipped, 1);
+        Metrics::add(&metrics.bytes_shipped, raw_bytes);
+        Metrics::add(&metrics.bytes_sent, sent_bytes as u64);
+    }
+
+    fn drop_rejected(&self, events: u64, reason: &str) {
+        Metrics::add(&self.metrics.dropped_rejected, events);
+        tracing::error!(events, reason = %reason, "the intake rejected events as invalid; they are dropped");
+    }
+
+    /// Sends one body, retrying failures with backoff, until the intake answers.
+    async fn send_with_retries(
+        &self,
+        client: &IntakeClient,
+        body: bytes::Bytes,
+        spooled: Option<RecordId>,
+        jitter: &mut Jitter,
+    ) -> Sent {
         let mut attempt: u32 = 0;
         loop {
-            match client.send(record.body.clone()).await {
+            match client.send(body.clone()).await {
                 Outcome::Delivered => {
-                    let metrics = &self.metrics;
-                    metrics.intake_up.store(true, Ordering::Relaxed);
-                    Metrics::add(&metrics.events_shipped, u64::from(record.events));
-                    Metrics::add(&metrics.batches_shipped, 1);
-                    Metrics::add(&metrics.bytes_shipped, u64::from(record.raw_bytes));
-                    Metrics::add(&metrics.bytes_sent, record.body.len() as u64);
-                    metrics
-                        .newest_shipped_nanos
-                        .fetch_max(record.newest_nanos, Ordering::Relaxed);
+                    self.metrics.intake_up.store(true, Ordering::Relaxed);
                     if attempt > 0 {
                         tracing::info!(attempts = attempt + 1, "intake reachable again");
                     }
-                    return true;
+                    return Sent::Delivered;
                 }
                 Outcome::Rejected(reason) => {
-                    Metrics::add(&self.metrics.dropped_rejected, u64::from(record.events));
-                    tracing::error!(
-                        events = record.events,
-                        reason = %reason,
-                        "the intake rejected a batch as invalid; its events are dropped"
-                    );
-                    return false;
+                    self.metrics.intake_up.store(true, Ordering::Relaxed);
+                    return Sent::Rejected(reason);
                 }
                 Outcome::Retry(reason) => {
                     self.metrics.intake_up.store(false, Ordering::Relaxed);
@@ -210,7 +294,7 @@ impl Shipper {
                     if let Some(id) = spooled
                         && !self.spool_holds(id).await
                     {
-                        return false;
+                        return Sent::Abandoned;
                     }
                 }
             }
