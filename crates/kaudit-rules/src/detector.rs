@@ -56,6 +56,15 @@ impl Detector {
             .collect()
     }
 
+    /// The alerts for one event whose field context the caller built (to set
+    /// [`EventCtx::with_first_time_nanos`], for instance). The hostname set with
+    /// [`Detector::with_hostname`] is not applied: set it on the context.
+    pub fn detect_ctx<'e>(&self, ctx: &'e EventCtx<'e>) -> Vec<Alert> {
+        let mut matched = Vec::new();
+        self.rules.evaluate(ctx, self.matching, &mut matched);
+        matched.iter().filter_map(|&i| self.rules.alert(i, ctx)).collect()
+    }
+
     /// The indexes of the rules matching one event, without rendering alerts.
     pub fn matches(&self, located: &Located<'_>, evt_num: u64) -> Vec<usize> {
         let ctx = EventCtx::new(located, evt_num);

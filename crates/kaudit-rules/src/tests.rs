@@ -551,6 +551,11 @@ fn warnings() {
     check_warning(&["- list: l\n  items: []\n"], "List not referred to");
     check_warning(&["- frobnicate: 1\n"], "Unknown top level item");
     check_warning(&[&rule("R", "ka.user.name regex alice")], "may be optimized");
+    let twice = "  exceptions:\n  - name: e\n    fields: ka.verb\n    values: [a]\n  - name: e\n    fields: ka.uri\n    values: [b]\n";
+    check_warning(
+        &[&format!("{}{twice}", rule("R", "ka.verb=x"))],
+        "Multiple definitions of this exception name",
+    );
 }
 
 // ---- loader: error places -----------------------------------------------------------------

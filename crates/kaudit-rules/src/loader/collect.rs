@@ -1156,8 +1156,8 @@ impl Reader<'_, '_> {
             if let Some(c) = fields.cond {
                 prev.cond = c;
             }
-            if let Some(mut o) = fields.output {
-                o.trim();
+            if let Some(o) = fields.output {
+                // Only a full definition trims its output, as in Falco.
                 prev.output = o;
             }
             if let Some(d) = fields.desc {
@@ -1232,11 +1232,12 @@ impl Reader<'_, '_> {
             let name = self.string(ex, "name", Some(what))?;
             let ex_what = format!("{what}: exception '{name}'");
             if out.iter().any(|e| e.name == name) {
-                return Err(self.err(
-                    ex,
+                let w = self.files.warning(
+                    self.place(ex),
                     Some(&ex_what),
-                    "Exceptions names in the same object must be unique",
-                ));
+                    "Multiple definitions of this exception name in the same rule",
+                );
+                self.pending.borrow_mut().push(w);
             }
             let fields = match ex.get("fields") {
                 None if append => Entry::default(),
