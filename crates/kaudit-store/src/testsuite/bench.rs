@@ -201,7 +201,7 @@ fn load(store: Arc<dyn Store>, args: &Args) {
     );
 }
 
-fn search<'s>(store: &'s dyn Store, args: &Args) {
+fn search(store: &dyn Store, args: &Args) {
     let iterations = args.number("iterations", 40).max(1) as usize;
     let mut rng = Rng(args.number("seed", 77) | 1);
     let end = T0 + SPAN_NS;

@@ -1,0 +1,322 @@
+//! The PostgreSQL backend of the kaudit store (`--database postgres://...`).
+//!
+//! Owns: the PostgreSQL schema and its migrations (`migrations/*.sql`), and the SQL of every
+//! storage operation. Must never: depend on the rules engine, an HTTP crate, or be used by the
+//! agent or the CLI.
+//!
+//! # Threading model
+//!
+//! The [`kaudit_store`] traits are blocking; the server calls them from
+//! `tokio::task::spawn_blocking`. [`PgStore`] keeps a small pool of blocking connections (the
+//! `postgres` crate): each call takes one, so concurrent intake batches run as concurrent
+//! transactions and the server's own group commit (`commit_delay` aside) does the rest. The
+//! unique dedupe index makes two transactions inserting the same event wait for each other and
+//! store it once.
+//!
+//! # Durability
+//!
+//! A batch is one transaction; `insert_batch` returns after `COMMIT`, which with the server's
+//! default `synchronous_commit = on` means the WAL is flushed to disk. Running the server with
+//! `synchronous_commit = off` trades that for speed, and breaks the "2xx means stored" promise
+//! for the last fraction of a second before a server crash.
+//!
+//! # Free text
+//!
+//! When the `pg_trgm` extension is installed (or can be created) a GIN trigram index over
+//! requestURI and object name serves free-text search; otherwise the same `ILIKE` query runs
+//! as a scan bounded by the other filters (give it a time range).
+
+mod admin;
+mod migrations;
+mod read;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Mutex;
+
+use kaudit_store::{
+    AlertFilter, AlertGroupField, AlertQuery, ApiToken, BatchOutcome, ConfigStore, EventFilter,
+    EventGroupField, EventId, EventQuery, EventWriter, FullEvent, GroupCount, HistogramBucket, Intake,
+    IntakeId, IntakeStore, KeyHash, Migrator, NewAlert, NewEvent, NewIntake, NewToken, Page, PageRequest,
+    Policy, Purged, Result, Retention, RuleFile, StoreError, StoredAlert, StoredEvent, TokenId, TokenStore,
+};
+use postgres::{Client, NoTls};
+
+pub use migrations::{MIGRATIONS, Migration};
+
+/// How to reach the database and how many connections to keep.
+#[derive(Clone, Debug)]
+pub struct PgConfig {
+    /// A libpq-style connection string or `postgres://` URL.
+    pub url: String,
+    /// Schema holding kaudit's tables (created if missing); `None` uses the connection's
+    /// default search path. Tests give each store its own schema.
+    pub schema: Option<String>,
+    /// Connections kept open.
+    pub pool_size: usize,
+    /// zstd level for raw events.
+    pub zstd_level: i32,
+}
+
+impl PgConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> PgConfig {
+        PgConfig {
+            url: url.into(),
+            schema: None,
+            pool_size: 8,
+            zstd_level: 1,
+        }
+    }
+}
+
+/// A kaudit store in a PostgreSQL database.
+pub struct PgStore {
+    config: PgConfig,
+    pool: Mutex<Vec<Client>>,
+    trigram_index: bool,
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations in one transaction (serialized across processes by
+    /// an advisory lock), and creates the trigram index when `pg_trgm` is available.
+    pub fn connect(config: PgConfig) -> Result<PgStore> {
+        if let Some(schema) = &config.schema
+            && !is_identifier(schema)
+        {
+            return Err(StoreError::InvalidQuery(format!(
+                "schema name {schema:?} is not a plain identifier"
+            )));
+        }
+        let mut store = PgStore {
+            config,
+            pool: Mutex::new(Vec::new()),
+            trigram_index: false,
+        };
+        let mut client = store.open_client()?;
+        migrations::migrate(&mut client, MIGRATIONS)?;
+        store.trigram_index = migrations::ensure_trigram_index(&mut client);
+        store.give_back(client);
+        Ok(store)
+    }
+
+    /// Whether free text is served by a trigram index.
+    pub fn has_trigram_index(&self) -> bool {
+        self.trigram_index
+    }
+
+    fn open_client(&self) -> Result<Client> {
+        let mut client = postgres::Config::from_str_checked(&self.config.url)?
+            .connect(NoTls)
+            .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
+        if let Some(schema) = &self.config.schema {
+            // The schema name was checked to be a plain identifier.
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}, public"
+                ))
+                .map_err(|e| StoreError::backend("selecting the schema", e))?;
+        }
+        Ok(client)
+    }
+
+    fn give_back(&self, client: Client) {
+        if client.is_closed() {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < self.config.pool_size
+        {
+            pool.push(client);
+        }
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+        let pooled = self.pool.lock().ok().and_then(|mut pool| pool.pop());
+        let mut client = match pooled {
+            Some(client) => client,
+            None => self.open_client()?,
+        };
+        let result = f(&mut client);
+        self.give_back(client);
+        result
+    }
+}
+
+/// Parsing of the connection string, with the error mapped.
+trait CheckedConfig: Sized {
+    fn from_str_checked(url: &str) -> Result<Self>;
+}
+
+impl CheckedConfig for postgres::Config {
+    fn from_str_checked(url: &str) -> Result<Self> {
+        url.parse::<postgres::Config>()
+            .map_err(|e| StoreError::backend("parsing the database URL", e))
+    }
+}
+
+/// True for names safe to splice into SQL unquoted: `[a-z_][a-z0-9_]*`, at most 63 bytes.
+fn is_identifier(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'))
+        && name.len() <= 63
+}
+
+impl EventWriter for PgStore {
+    fn insert_batch(&self, events: &[NewEvent], alerts: &[NewAlert]) -> Result<BatchOutcome> {
+        let encoded = write::encode_batch(events, alerts, self.config.zstd_level)?;
+        self.with_client(|c| write::insert_batch(c, &encoded))
+    }
+}
+
+impl EventQuery for PgStore {
+    fn search_events(&self, filter: &EventFilter, page: PageRequest) -> Result<Page<StoredEvent>> {
+        self.with_client(|c| read::search_events(c, filter, page))
+    }
+
+    fn count_events(&self, filter: &EventFilter) -> Result<u64> {
+        self.with_client(|c| read::count_events(c, filter))
+    }
+
+    fn get_event(&self, id: EventId) -> Result<Option<FullEvent>> {
+        self.with_client(|c| read::get_event(c, id))
+    }
+
+    fn group_events(
+        &self,
+        filter: &EventFilter,
+        field: EventGroupField,
+        limit: u32,
+    ) -> Result<Vec<GroupCount>> {
+        self.with_client(|c| read::group_events(c, filter, field, limit))
+    }
+
+    fn histogram_events(&self, filter: &EventFilter, bucket_ns: i64) -> Result<Vec<HistogramBucket>> {
+        self.with_client(|c| read::histogram_events(c, filter, bucket_ns))
+    }
+}
+
+impl AlertQuery for PgStore {
+    fn search_alerts(&self, filter: &AlertFilter, page: PageRequest) -> Result<Page<StoredAlert>> {
+        self.with_client(|c| read::search_alerts(c, filter, page))
+    }
+
+    fn count_alerts(&self, filter: &AlertFilter) -> Result<u64> {
+        self.with_client(|c| read::count_alerts(c, filter))
+    }
+
+    fn group_alerts(
+        &self,
+        filter: &AlertFilter,
+        field: AlertGroupField,
+        limit: u32,
+    ) -> Result<Vec<GroupCount>> {
+        self.with_client(|c| read::group_alerts(c, filter, field, limit))
+    }
+
+    fn histogram_alerts(&self, filter: &AlertFilter, bucket_ns: i64) -> Result<Vec<HistogramBucket>> {
+        self.with_client(|c| read::histogram_alerts(c, filter, bucket_ns))
+    }
+}
+
+impl IntakeStore for PgStore {
+    fn create_intake(&self, intake: &NewIntake) -> Result<Intake> {
+        self.with_client(|c| admin::create_intake(c, intake))
+    }
+
+    fn list_intakes(&self) -> Result<Vec<Intake>> {
+        self.with_client(admin::list_intakes)
+    }
+
+    fn get_intake(&self, id: IntakeId) -> Result<Option<Intake>> {
+        self.with_client(|c| admin::get_intake(c, id))
+    }
+
+    fn find_active_intake(&self, key_hash: &KeyHash) -> Result<Option<Intake>> {
+        self.with_client(|c| admin::find_active_intake(c, key_hash))
+    }
+
+    fn revoke_intake(&self, id: IntakeId, now_ns: i64) -> Result<bool> {
+        self.with_client(|c| admin::revoke(c, "intakes", id.0, now_ns))
+    }
+}
+
+impl TokenStore for PgStore {
+    fn create_token(&self, token: &NewToken) -> Result<ApiToken> {
+        self.with_client(|c| admin::create_token(c, token))
+    }
+
+    fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        self.with_client(admin::list_tokens)
+    }
+
+    fn find_active_token(&self, key_hash: &KeyHash) -> Result<Option<ApiToken>> {
+        self.with_client(|c| admin::find_active_token(c, key_hash))
+    }
+
+    fn revoke_token(&self, id: TokenId, now_ns: i64) -> Result<bool> {
+        self.with_client(|c| admin::revoke(c, "api_tokens", id.0, now_ns))
+    }
+}
+
+impl ConfigStore for PgStore {
+    fn put_rule_file(&self, file: &RuleFile) -> Result<()> {
+        self.with_client(|c| admin::put_rule_file(c, file))
+    }
+
+    fn list_rule_files(&self) -> Result<Vec<RuleFile>> {
+        self.with_client(admin::list_rule_files)
+    }
+
+    fn get_rule_file(&self, name: &str) -> Result<Option<RuleFile>> {
+        self.with_client(|c| admin::get_rule_file(c, name))
+    }
+
+    fn delete_rule_file(&self, name: &str) -> Result<bool> {
+        self.with_client(|c| admin::delete_by_name(c, "rule_files", name))
+    }
+
+    fn put_policy(&self, policy: &Policy) -> Result<()> {
+        self.with_client(|c| admin::put_policy(c, policy))
+    }
+
+    fn list_policies(&self) -> Result<Vec<Policy>> {
+        self.with_client(admin::list_policies)
+    }
+
+    fn get_policy(&self, name: &str) -> Result<Option<Policy>> {
+        self.with_client(|c| admin::get_policy(c, name))
+    }
+
+    fn delete_policy(&self, name: &str) -> Result<bool> {
+        self.with_client(|c| admin::delete_by_name(c, "policies", name))
+    }
+
+    fn put_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.with_client(|c| admin::put_setting(c, key, value))
+    }
+
+    fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        self.with_client(|c| admin::get_setting(c, key))
+    }
+
+    fn list_settings(&self) -> Result<Vec<(String, String)>> {
+        self.with_client(admin::list_settings)
+    }
+}
+
+impl Retention for PgStore {
+    fn purge_chunk(&self, cutoff_ns: i64, max_events: u32) -> Result<Purged> {
+        self.with_client(|c| write::purge_chunk(c, cutoff_ns, max_events))
+    }
+}
+
+impl Migrator for PgStore {
+    fn schema_version(&self) -> Result<i64> {
+        self.with_client(migrations::current_version)
+    }
+}
