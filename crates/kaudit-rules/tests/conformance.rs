@@ -8,7 +8,7 @@
 //! Every case runs; the failures are collected and printed, one per case with its
 //! difference, and the test passes only when there are none.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use kaudit_model::{Priority, read_input};
@@ -81,6 +81,15 @@ fn counts(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
+fn sources(dir: &Path, files: &[String]) -> Result<Vec<RuleSource>, String> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(dir.join(f)).map_err(|e| format!("cannot read {f}: {e}"))?;
+        out.push(RuleSource::new(f.clone(), text));
+    }
+    Ok(out)
+}
+
 fn selections(options: &Value) -> Vec<Selection> {
     let mut out = Vec::new();
     for r in strings(&options["disabled_rules"]) {
@@ -133,33 +142,53 @@ fn run(rules: &RuleSet, trace: &[u8]) -> Run {
     run
 }
 
+/// Rule sets already loaded, by rules file list: most cases share their files, and loading
+/// `falco_rules-1.0.1.yaml` dominates the run time of an unoptimized test build.
+type LoadCache = HashMap<Vec<String>, Result<RuleSet, String>>;
+
 /// Runs one case; `Err` describes every difference found.
-fn check_case(dir: &Path, case: &Value) -> Result<(), String> {
+fn check_case(dir: &Path, case: &Value, cache: &mut LoadCache) -> Result<(), String> {
     let name = case["name"].as_str().unwrap_or("?");
-    let mut sources = Vec::new();
-    for f in strings(&case["rules_files"]) {
-        let text = std::fs::read_to_string(dir.join(&f)).map_err(|e| format!("cannot read {f}: {e}"))?;
-        sources.push(RuleSource::new(f, text));
-    }
-    let loaded = load(&sources);
+    let files = strings(&case["rules_files"]);
     if name.starts_with("falco-py/compat_engine_v4_") {
         // These use `contains` on a list field: current Falco refuses them, and so must we,
         // saying which operators list fields take.
-        return match loaded {
+        return match load(&sources(dir, &files)?) {
             Ok(_) => Err("loaded, but rules using contains on a list field must be refused".into()),
             Err(e) if e.message.contains("exists, in, intersects") => Ok(()),
             Err(e) => Err(format!("refused with an unexpected error: {e}")),
         };
     }
-    let mut rules = loaded.map_err(|e| format!("load failed: {e}"))?.ruleset;
     let options = &case["options"];
-    rules.select(&selections(options));
-    if let Some(p) = options["min_priority"].as_str() {
-        rules.set_min_priority(p.parse().map_err(|e| format!("bad min_priority: {e}"))?);
-    }
+    let selections = selections(options);
+    let min_priority: Priority = match options["min_priority"].as_str() {
+        Some(p) => p.parse().map_err(|e| format!("bad min_priority: {e}"))?,
+        None => Priority::Debug,
+    };
+    let mut fresh = None;
+    let rules = if selections.is_empty() && min_priority == Priority::Debug {
+        if !cache.contains_key(&files) {
+            let loaded = load(&sources(dir, &files)?)
+                .map(|l| l.ruleset)
+                .map_err(|e| format!("load failed: {e}"));
+            cache.insert(files.clone(), loaded);
+        }
+        cache
+            .get(&files)
+            .ok_or("cache lost an entry")?
+            .as_ref()
+            .map_err(Clone::clone)?
+    } else {
+        let mut rules = load(&sources(dir, &files)?)
+            .map_err(|e| format!("load failed: {e}"))?
+            .ruleset;
+        rules.select(&selections);
+        rules.set_min_priority(min_priority);
+        fresh.insert(rules)
+    };
     let trace_path = case["trace"].as_str().unwrap_or("");
     let trace = std::fs::read(dir.join(trace_path)).map_err(|e| format!("cannot read {trace_path}: {e}"))?;
-    let run = run(&rules, &trace);
+    let run = run(rules, &trace);
 
     let mut diffs = Vec::new();
     let mut first_counts: BTreeMap<String, u64> = BTreeMap::new();
@@ -266,8 +295,9 @@ fn falco_k8saudit_corpus() {
     let cases = manifest["cases"].as_array().cloned().unwrap_or_default();
     assert_eq!(cases.len(), 198, "the corpus has 198 cases");
     let mut failures = Vec::new();
+    let mut cache = LoadCache::new();
     for case in &cases {
-        if let Err(diff) = check_case(&dir, case) {
+        if let Err(diff) = check_case(&dir, case, &mut cache) {
             failures.push(format!("{}:\n    {diff}", case["name"].as_str().unwrap_or("?")));
         }
     }
