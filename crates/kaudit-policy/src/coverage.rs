@@ -520,6 +520,12 @@ pub(crate) const STANDARD_VERBS: &[&str] = &[
     "deletecollection",
 ];
 
+/// Verbs only resource requests have.
+const RESOURCE_ONLY_VERBS: &[&str] = &["list", "watch", "create", "update", "deletecollection"];
+
+/// HTTP methods only non-resource requests have as verb.
+const NON_RESOURCE_ONLY_VERBS: &[&str] = &["post", "put", "head"];
+
 /// Which field of a probe a condition field reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dim {
@@ -605,7 +611,11 @@ impl Candidates {
         let mut users: BTreeSet<String> = get(&literals, "user");
         users.extend(get(&prefixes, "user").into_iter().map(|p| format!("{p}{OTHER}")));
         let mut groups: BTreeSet<String> = get(&literals, "groups");
-        let mut verbs: BTreeSet<String> = STANDARD_VERBS.iter().map(|v| (*v).to_owned()).collect();
+        let mut verbs: BTreeSet<String> = STANDARD_VERBS
+            .iter()
+            .chain(NON_RESOURCE_ONLY_VERBS)
+            .map(|v| (*v).to_owned())
+            .collect();
         verbs.extend(get(&literals, "verb"));
         let mut resources: BTreeSet<String> = get(&literals, "resource");
         let mut subresources: BTreeSet<String> = get(&literals, "subresource");
@@ -940,6 +950,13 @@ fn field_value(field: &str, needs: Level, probe: &Probe) -> FieldValue {
             Ok(Some(vec![v.to_owned()]))
         }
     };
+    if field.starts_with("ka.impuser.") || field.contains("[/impersonatedUser") {
+        return if impersonation_possible(probe)? {
+            Err(())
+        } else {
+            Ok(None)
+        };
+    }
     match dim_of(field) {
         Dim::Verb => probe.verb.as_deref().map_or(Err(()), one),
         Dim::User => match &probe.user {
@@ -1005,12 +1022,53 @@ fn field_value(field: &str, needs: Level, probe: &Probe) -> FieldValue {
     }
 }
 
+/// Whether the probe's request can carry impersonation headers: not when it has no user,
+/// not for the control plane's own identities and kubelets (they are not granted
+/// `impersonate`), not for health checks, metrics, version and OpenAPI downloads.
+/// `Err(())` while the probe does not determine it.
+fn impersonation_possible(probe: &Probe) -> Result<bool, ()> {
+    let Some(user) = &probe.user else { return Err(()) };
+    let Some(name) = user else { return Ok(false) };
+    if name.starts_with("system:")
+        && !name.starts_with("system:serviceaccount:")
+        && name != "system:anonymous"
+    {
+        return Ok(false);
+    }
+    match &probe.group {
+        None => return Err(()),
+        Some(Some(group)) if group == "system:nodes" => return Ok(false),
+        _ => {}
+    }
+    match &probe.target {
+        None => Err(()),
+        Some(Target::NonResource { uri }) => {
+            let noise = [
+                "/healthz", "/livez", "/readyz", "/metrics", "/openapi", "/version",
+            ];
+            Ok(!noise.iter().any(|p| uri.starts_with(p)))
+        }
+        Some(Target::Resource { .. }) => Ok(true),
+    }
+}
+
 /// The probe's target, or `Err(())` while it is not chosen.
 fn target(probe: &Probe) -> Result<Option<&Target>, ()> {
     probe.target.as_ref().map(Some).ok_or(())
 }
 
 fn check(field: &str, op: CheckOp, literals: &[String], needs: Level, probe: &Probe) -> Tri {
+    // A positive test for an impersonation message ("cannot impersonate") needs a request
+    // that can carry impersonation headers.
+    if literals.iter().any(|l| l.contains("impersonat"))
+        && matches!(
+            op,
+            CheckOp::Eq | CheckOp::In | CheckOp::Contains | CheckOp::IContains | CheckOp::StartsWith
+        )
+        && impersonation_possible(probe) == Ok(false)
+    {
+        return Some(false);
+    }
     let values = match field_value(field, needs, probe) {
         Err(()) => return None,
         Ok(None) => return Some(false),
@@ -1108,7 +1166,16 @@ fn enumerate(
             probe.verb = None;
         }
         3 => {
+            let verb = probe.verb.clone().unwrap_or_default();
             for target in &candidates.targets {
+                // Non-resource requests carry the HTTP method, resource requests a
+                // Kubernetes verb.
+                let resource = matches!(target, Target::Resource { .. });
+                if (resource && NON_RESOURCE_ONLY_VERBS.contains(&verb.as_str()))
+                    || (!resource && RESOURCE_ONLY_VERBS.contains(&verb.as_str()))
+                {
+                    continue;
+                }
                 probe.target = Some(target.clone());
                 enumerate(candidates, rule, policy, probe, 4, f);
             }

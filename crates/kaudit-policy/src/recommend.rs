@@ -40,7 +40,12 @@ impl Recommendation {
 /// The smallest policy this module finds that starves none of `rules`.
 pub fn recommend(rules: &[DetectionRule]) -> Recommendation {
     let (base, base_comments) = base_policy();
-    let rules: Vec<&DetectionRule> = rules.iter().collect();
+    // Only the rules the base starves can be starved by any policy built here: the rules
+    // added in front give at least Metadata and keep every stage the base keeps.
+    let rules: Vec<&DetectionRule> = rules
+        .iter()
+        .filter(|rule| !starved_probes(&base, rule).is_empty())
+        .collect();
     // Rules that read RequestReceived events only force that stage back on.
     let mut needs_request_received = false;
     let mut added: Vec<(PolicyRule, String)> = Vec::new();
@@ -359,22 +364,34 @@ pub fn base_policy() -> (Policy, Vec<String>) {
     // still reaches the catch-all rule.
     let callers = strings(&["system:authenticated", "system:unauthenticated", "system:masters"]);
     let mut health = PolicyRule::new(Level::None);
-    health.user_groups = callers.clone();
+    health.user_groups = callers;
     health.non_resource_urls = strings(&["/healthz*", "/livez*", "/readyz*", "/metrics", "/openapi*"]);
     push(
         health,
         "health checks, metrics scrapes and OpenAPI downloads: high volume, no security value",
     );
-    let mut leases = PolicyRule::new(Level::None);
-    leases.user_groups = callers;
-    leases.verbs = strings(&["get", "update"]);
-    leases.resources = vec![GroupResources {
+    let control_plane = strings(&[
+        "system:apiserver",
+        "system:kube-controller-manager",
+        "system:kube-scheduler",
+    ]);
+    let lease = vec![GroupResources {
         group: "coordination.k8s.io".into(),
         resources: strings(&["leases"]),
         resource_names: Vec::new(),
     }];
-    leases.namespaces = strings(&["kube-system", "kube-node-lease"]);
-    push(leases, "leader-election and node heartbeats (leases)");
+    let mut leases = PolicyRule::new(Level::None);
+    leases.users = control_plane;
+    leases.verbs = strings(&["get", "update"]);
+    leases.namespaces = strings(&["kube-system"]);
+    leases.resources = lease.clone();
+    push(leases, "the control plane's leader-election heartbeats");
+    let mut node_leases = PolicyRule::new(Level::None);
+    node_leases.user_groups = strings(&["system:nodes"]);
+    node_leases.verbs = strings(&["get", "update"]);
+    node_leases.namespaces = strings(&["kube-node-lease"]);
+    node_leases.resources = lease;
+    push(node_leases, "kubelets' heartbeats");
     let mut apiserver = PolicyRule::new(Level::None);
     apiserver.users = strings(&[
         "system:apiserver",

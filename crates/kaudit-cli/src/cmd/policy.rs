@@ -8,7 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use kaudit_model::read_input;
-use kaudit_policy::{Diagnostic, Loaded, Policy, SimulationReport, Simulator, Stats, request_attributes};
+use kaudit_policy::{
+    CheckOp, Condition, DetectionRule, Diagnostic, Loaded, Policy, SimulationReport, Simulator, Stats,
+    Status, request_attributes,
+};
+use kaudit_rules::fields::{Body, FieldRef};
+use kaudit_rules::{ComplexRhs, Expr, Op, RuleSource};
 
 /// Subcommands of `kaudit policy`.
 #[derive(clap::Subcommand)]
@@ -51,6 +56,31 @@ pub enum Command {
         #[arg(required = true)]
         logs: Vec<PathBuf>,
     },
+    /// Report the detection rules the policy starves: events dropped, a level below what
+    /// their fields need, or the stages they read omitted. Exits 1 when any is starved.
+    Coverage {
+        /// Treat policy warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Rules files, loaded in order (default: kaudit's default rules).
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// The policy file.
+        policy: PathBuf,
+    },
+    /// Write a small policy that starves none of the rules: a base that drops health checks
+    /// and the control plane's reads, plus what the rules need.
+    Recommend {
+        /// Rules files, loaded in order (default: kaudit's default rules).
+        #[arg(long = "rules", value_name = "FILE")]
+        rules: Vec<PathBuf>,
+        /// Write the policy there instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs the command.
@@ -69,6 +99,13 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             policy,
             logs,
         } => simulate(&policy, &logs, strict, json, top),
+        Command::Coverage {
+            strict,
+            json,
+            rules,
+            policy,
+        } => coverage(&policy, &rules, strict, json),
+        Command::Recommend { rules, out } => recommend(&rules, out.as_deref()),
     }
 }
 
@@ -341,4 +378,186 @@ fn write_top(out: &mut impl Write, what: &str, volumes: &[kaudit_policy::Volume]
         })
         .collect();
     writeln!(out, "  {what:<10} {}", items.join(", "))
+}
+
+/// Loads the rules files (or the default rules) and describes their enabled `k8s_audit`
+/// rules for the coverage analysis. `Ok(None)` when a file does not load (reported).
+fn detection_rules(paths: &[PathBuf]) -> anyhow::Result<Option<Vec<DetectionRule>>> {
+    let sources = if paths.is_empty() {
+        vec![RuleSource::new(
+            kaudit_rules::default_rules::DEFAULT_RULES_FILE,
+            kaudit_rules::default_rules::DEFAULT_RULES,
+        )]
+    } else {
+        let mut sources = Vec::new();
+        for path in paths {
+            let text =
+                fs::read_to_string(path).with_context(|| format!("while reading {}", path.display()))?;
+            sources.push(RuleSource::new(path.display().to_string(), text));
+        }
+        sources
+    };
+    let loaded = match kaudit_rules::load(&sources) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("{err}");
+            return Ok(None);
+        }
+    };
+    Ok(Some(
+        loaded
+            .ruleset
+            .rules()
+            .iter()
+            .filter(|rule| rule.enabled && rule.source == "k8s_audit")
+            .map(|rule| DetectionRule {
+                name: rule.name.clone(),
+                condition: condition(&rule.expr),
+                needs: level_of(rule.body()),
+            })
+            .collect(),
+    ))
+}
+
+/// The audit level a field's body class needs.
+fn level_of(body: Body) -> kaudit_model::Level {
+    match body {
+        Body::None => kaudit_model::Level::Metadata,
+        Body::Request => kaudit_model::Level::Request,
+        Body::Response | Body::Any => kaudit_model::Level::RequestResponse,
+    }
+}
+
+/// The rules engine's expanded condition in the coverage analysis' model.
+fn condition(expr: &Expr) -> Condition {
+    match expr {
+        Expr::And(children) => Condition::And(children.iter().map(condition).collect()),
+        Expr::Or(children) => Condition::Or(children.iter().map(condition).collect()),
+        Expr::Not(child) => Condition::Not(Box::new(condition(child))),
+        Expr::Check { field, op, values } => Condition::Check {
+            field: field.display(),
+            op: check_op(*op),
+            values: values.clone(),
+            needs: level_of(field.body()),
+        },
+        Expr::Complex(check) => {
+            let mut fields: Vec<&FieldRef> = vec![check.left.field()];
+            if let ComplexRhs::Operand(operand) = &check.right {
+                fields.push(operand.field());
+            }
+            let needs = fields
+                .iter()
+                .map(|f| level_of(f.body()))
+                .max()
+                .unwrap_or(kaudit_model::Level::Metadata);
+            Condition::Opaque { needs }
+        }
+    }
+}
+
+fn check_op(op: Op) -> CheckOp {
+    match op {
+        Op::Eq => CheckOp::Eq,
+        Op::Ne => CheckOp::Ne,
+        Op::In => CheckOp::In,
+        Op::Intersects => CheckOp::Intersects,
+        Op::Exists => CheckOp::Exists,
+        Op::StartsWith => CheckOp::StartsWith,
+        Op::EndsWith => CheckOp::EndsWith,
+        Op::Contains => CheckOp::Contains,
+        Op::IContains => CheckOp::IContains,
+        Op::Lt => CheckOp::Lt,
+        Op::Le => CheckOp::Le,
+        Op::Gt => CheckOp::Gt,
+        Op::Ge => CheckOp::Ge,
+        _ => CheckOp::Other,
+    }
+}
+
+fn coverage(policy_path: &Path, rules: &[PathBuf], strict: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let policy = match policy_or_exit(policy_path, strict)? {
+        Ok(policy) => policy,
+        Err(code) => return Ok(code),
+    };
+    let Some(rules) = detection_rules(rules)? else {
+        return Ok(ExitCode::from(INVALID));
+    };
+    let report = kaudit_policy::coverage(&policy, &rules);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        for rule in &report.rules {
+            writeln!(out, "{}: {} (needs {})", rule.name, rule.status, rule.needs)?;
+            for s in &rule.starved_by {
+                let by = match (s.policy_rule, s.policy_line) {
+                    (Some(index), Some(line)) if line > 0 => format!("policy rule #{index} (line {line})"),
+                    (Some(index), _) => format!("policy rule #{index}"),
+                    (None, _) => "no policy rule (default level None)".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "  starved by {by}: {}; {} request kind(s), e.g. {}",
+                    s.reason, s.requests, s.example
+                )?;
+            }
+        }
+        let count = |status: Status| report.rules.iter().filter(|r| r.status == status).count();
+        writeln!(
+            out,
+            "\n{} rule(s): {} covered, {} partially starved, {} starved, {} never match",
+            report.rules.len(),
+            count(Status::Covered),
+            count(Status::PartiallyStarved),
+            count(Status::Starved),
+            count(Status::NeverMatches)
+        )?;
+    }
+    out.flush()?;
+    let starved = report
+        .rules
+        .iter()
+        .any(|r| matches!(r.status, Status::Starved | Status::PartiallyStarved));
+    Ok(if starved {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn recommend(rules: &[PathBuf], out_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let Some(detection) = detection_rules(rules)? else {
+        return Ok(ExitCode::from(INVALID));
+    };
+    let recommendation = kaudit_policy::recommend(&detection);
+    let sources: Vec<String> = if rules.is_empty() {
+        vec!["kaudit's default rules".to_owned()]
+    } else {
+        rules.iter().map(|p| p.display().to_string()).collect()
+    };
+    let header = format!(
+        "Audit policy written by `kaudit policy recommend` for {} detection rule(s) of {}.\nIt starves none of them; check with `kaudit policy coverage`.",
+        detection.len(),
+        sources.join(", ")
+    );
+    let yaml = recommendation.to_yaml(&header);
+    match out_path {
+        Some(path) => fs::write(path, &yaml).with_context(|| format!("while writing {}", path.display()))?,
+        None => {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
+            out.write_all(yaml.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    for problem in &recommendation.unsatisfiable {
+        eprintln!("kaudit: warning: still starved: {problem}");
+    }
+    Ok(if recommendation.unsatisfiable.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -166,6 +166,6 @@ fn body_rules_get_narrow_rules_in_front() {
 
 #[test]
 fn everything_together_is_covered() {
-    let yaml = check(&sample_rules(), 6);
+    let yaml = check(&sample_rules(), 5);
     assert!(yaml.contains("\"system:anonymous\""), "{yaml}");
 }
