@@ -382,6 +382,15 @@ fn rule_errors() {
         ],
         "Invalid priority",
     );
+    // A rule without `source:` is a syscall rule, which cannot read k8s audit fields.
+    check_error(
+        &["- rule: A\n  desc: d\n  condition: ka.verb=a\n  output: o %ka.verb\n  priority: info\n"],
+        "f1.yaml:4:13: rule 'A': invalid formatting token ka.verb: not a field of the syscall source",
+    );
+    check_error(
+        &["- rule: A\n  desc: d\n  condition: evt.num=1 and ka.verb=a\n  output: o\n  priority: info\n"],
+        "f1.yaml:3:28: rule 'A': filter_check called with nonexistent field ka.verb",
+    );
     // A full redefinition without `source:` is a syscall rule.
     check_error(
         &[

@@ -285,7 +285,16 @@ impl<'a> Compiler<'a> {
                 // Not evaluated, but parsed like Falco does, so that its lists and macros
                 // count as used and a broken condition is still reported.
                 let ast = self.parse(label.clone(), &r.cond, rewritten, r.place)?;
-                self.resolve(macros, &ast, &all, &label)?;
+                let resolved = self.resolve(macros, &ast, &all, &label)?;
+                if r.source == "syscall"
+                    && let Some(err) = self.k8s_field_in_syscall_rule(r, &resolved, &label)
+                {
+                    if r.skip_if_unknown_filter {
+                        self.skip_warning(final_pass, r.place, &label, &err);
+                        continue;
+                    }
+                    return Err(err);
+                }
                 skipped.push(SkippedRule {
                     name: r.name.clone(),
                     source: r.source.clone(),
@@ -354,6 +363,54 @@ impl<'a> Compiler<'a> {
             rules.push(CompiledRule { info, output });
         }
         Ok((rules, skipped))
+    }
+
+    /// Falco compiles a rule without `source:` as a syscall rule, whose fields do not include
+    /// the k8s audit ones, so it refuses such a rule that reads `ka.*`, `jevt.*` or `json.*`
+    /// (output first, then condition). kaudit does not know the syscall fields, but it knows
+    /// these are not among them.
+    fn k8s_field_in_syscall_rule(
+        &self,
+        r: &super::collect::RuleDef,
+        cond: &syntax::Expr,
+        label: &str,
+    ) -> Option<LoadError> {
+        let is_k8s = |name: &str| ["ka.", "jevt.", "json."].iter().any(|p| name.starts_with(p));
+        let hint = "a rule without `source:` is a syscall rule; add `source: k8s_audit`";
+        let out = r.output.text.as_bytes();
+        for (i, &b) in out.iter().enumerate() {
+            if b != b'%' {
+                continue;
+            }
+            let digits = out[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let start = i + 1 + digits;
+            let name: String = r.output.text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_'))
+                .collect();
+            if is_k8s(&name) {
+                let message =
+                    format!("invalid formatting token {name}: not a field of the syscall source ({hint})");
+                return Some(self.files.error_in_text(
+                    LoadErrorKind::Output,
+                    &r.output,
+                    i,
+                    Some(label),
+                    message,
+                ));
+            }
+        }
+        let mut found = None;
+        cond.for_each_check(&mut |c| {
+            let f = c.left.field();
+            if found.is_none() && is_k8s(&f.name) {
+                found = Some((f.span, f.name.clone()));
+            }
+        });
+        found.map(|(span, name)| {
+            let message = format!("filter_check called with nonexistent field {name} ({hint})");
+            self.error_at(LoadErrorKind::Condition, span, label, &message)
+        })
     }
 
     fn skip_warning(&mut self, final_pass: bool, place: Place, label: &str, err: &LoadError) {
