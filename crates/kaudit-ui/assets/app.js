@@ -14,7 +14,7 @@ function h(tag, attrs, ...children) {
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -24,6 +24,7 @@ function h(tag, attrs, ...children) {
 const $ = (sel, root = document) => root.querySelector(sel);
 const PRIORITIES = ['Emergency', 'Alert', 'Critical', 'Error', 'Warning', 'Notice', 'Informational', 'Debug'];
 const WINDOWS = [['15m', 15 * 60], ['1h', 3600], ['6h', 6 * 3600], ['24h', 86400], ['7d', 7 * 86400], ['30d', 30 * 86400], ['all', 0]];
+const DEFAULT_WINDOW = '24h';
 
 function prioBadge(p) {
   const i = Math.max(0, PRIORITIES.findIndex((x) => x.toLowerCase() === String(p).toLowerCase()));
@@ -38,7 +39,7 @@ function fmtTime(t) {
 }
 
 function windowFrom(win) {
-  const secs = (WINDOWS.find((w) => w[0] === win) || WINDOWS[1])[1];
+  const secs = (WINDOWS.find((w) => w[0] === (win || DEFAULT_WINDOW)) || WINDOWS[3])[1];
   return secs ? new Date(Date.now() - secs * 1000).toISOString() : undefined;
 }
 
@@ -134,7 +135,8 @@ const pages = { feed: pageFeed, activity: pageActivity, overview: pageOverview, 
 let stopCurrent = null;
 
 function route() {
-  if (stopCurrent) { stopCurrent(); stopCurrent = null; }
+  if (typeof stopCurrent === 'function') stopCurrent();
+  stopCurrent = null;
   closePanel();
   const { page, params } = parseHash();
   const render = pages[page] || pageFeed;
@@ -144,7 +146,9 @@ function route() {
   const main = $('#main');
   main.replaceChildren();
   document.title = `kaudit · ${(document.querySelector(`.topbar nav a[data-page="${page}"]`) || {}).textContent || ''}`;
-  stopCurrent = render(main, params) || null;
+  // A page returns a function to stop its timers, or nothing.
+  const stop = render(main, params);
+  stopCurrent = typeof stop === 'function' ? stop : null;
 }
 
 // ---------------------------------------------------------------- panel
@@ -179,7 +183,7 @@ function field(label, input) {
 }
 
 function windowSelect(value) {
-  return h('select', { name: 'window' }, WINDOWS.map(([w]) => h('option', { value: w, selected: w === (value || '24h') }, w === 'all' ? 'all time' : `last ${w}`)));
+  return h('select', { name: 'window' }, WINDOWS.map(([w]) => h('option', { value: w, selected: w === (value || DEFAULT_WINDOW) }, w === 'all' ? 'all time' : `last ${w}`)));
 }
 
 function clickableRow(cells, onOpen) {
@@ -195,7 +199,7 @@ function bars(groups, onPick) {
   const max = Math.max(1, ...groups.map((g) => g.count));
   if (!groups.length) return emptyState('Nothing in this window.');
   return h('div', { class: 'bars' }, groups.map((g) => {
-    const label = g.value === null || g.value === undefined ? '(none)' : g.value;
+    const label = g.value === null || g.value === undefined ? '(none)' : g.value === '' ? '(empty)' : g.value;
     return h('div', { class: 'bar' },
       onPick ? h('a', { href: '#', title: label, onclick: (e) => { e.preventDefault(); onPick(g.value); } }, label) : h('span', { class: 'label', title: label, text: label }),
       h('span', {}, h('span', { class: 'fill', style: `width:${(100 * g.count) / max}%` })),
@@ -203,7 +207,7 @@ function bars(groups, onPick) {
   }));
 }
 
-function chart(eventsHist, alertsHist) {
+function chart(eventsHist, alertsHist, fromMs, toMs) {
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('class', 'chart');
@@ -211,21 +215,25 @@ function chart(eventsHist, alertsHist) {
   svg.setAttribute('role', 'img');
   const all = [...eventsHist.buckets, ...alertsHist.buckets];
   if (!all.length) return emptyState('No events in this window.');
-  const times = all.map((b) => Date.parse(b.start));
-  const t0 = Math.min(...times);
   const interval = (eventsHist.interval_seconds || alertsHist.interval_seconds || 60) * 1000;
-  const t1 = Math.max(...times) + interval;
-  const n = Math.max(1, Math.round((t1 - t0) / interval));
+  const times = all.map((b) => Date.parse(b.start));
+  // The x axis spans the selected window (or the data, for all time), at least 12 buckets wide.
+  let t0 = fromMs !== undefined ? Math.min(fromMs, ...times) : Math.min(...times);
+  let t1 = Math.max(toMs !== undefined ? toMs : 0, Math.max(...times) + interval);
+  t0 = Math.floor(t0 / interval) * interval;
+  const n = Math.max(12, Math.ceil((t1 - t0) / interval));
+  t1 = t0 + n * interval;
   const w = 580 / n;
   const maxE = Math.max(1, ...eventsHist.buckets.map((b) => b.count));
   const maxA = Math.max(1, ...alertsHist.buckets.map((b) => b.count));
-  const rect = (cls, b, max, scale) => {
+  const rect = (cls, b, max, half) => {
     const r = document.createElementNS(ns, 'rect');
-    const i = Math.round((Date.parse(b.start) - t0) / interval);
-    const height = (150 * b.count) / max * scale;
+    const i = Math.floor((Date.parse(b.start) - t0) / interval);
+    const height = Math.max(1, (150 * b.count) / max);
+    const bw = Math.max(1, w / 2 - 0.5);
     r.setAttribute('class', cls);
-    r.setAttribute('x', 10 + i * w);
-    r.setAttribute('width', Math.max(1, w - 1));
+    r.setAttribute('x', 10 + i * w + half * (w / 2));
+    r.setAttribute('width', bw);
     r.setAttribute('y', 160 - height);
     r.setAttribute('height', height);
     const title = document.createElementNS(ns, 'title');
@@ -233,8 +241,8 @@ function chart(eventsHist, alertsHist) {
     r.append(title);
     svg.append(r);
   };
-  eventsHist.buckets.forEach((b) => rect('events', b, maxE, 1));
-  alertsHist.buckets.forEach((b) => rect('alerts', b, maxA, 0.6));
+  eventsHist.buckets.forEach((b) => rect('events', b, maxE, 0));
+  alertsHist.buckets.forEach((b) => rect('alerts', b, maxA, 1));
   for (const [x, t] of [[10, t0], [590, t1]]) {
     const text = document.createElementNS(ns, 'text');
     text.setAttribute('x', x);
@@ -243,10 +251,11 @@ function chart(eventsHist, alertsHist) {
     text.textContent = fmtTime(new Date(t).toISOString());
     svg.append(text);
   }
-  svg.setAttribute('aria-label', `Events (max ${maxE} per bucket) and alerts (max ${maxA} per bucket) over time`);
+  svg.setAttribute('aria-label', `Events (peak ${maxE} per bucket) and alerts (peak ${maxA} per bucket) over time`);
+  const width = interval >= 3600000 ? `${interval / 3600000} h` : interval >= 60000 ? `${Math.round(interval / 60000)} min` : `${interval / 1000} s`;
   return h('div', {}, svg, h('div', { class: 'legend' },
-    h('span', {}, h('i', { style: 'background:#9db7d9' }), `events (peak ${maxE.toLocaleString()} per ${interval / 1000}s)`),
-    h('span', {}, h('i', { style: 'background:#b3261e' }), `alerts (peak ${maxA.toLocaleString()})`)));
+    h('span', {}, h('i', { style: 'background:#9db7d9' }), `events (peak ${maxE.toLocaleString()} per ${width})`),
+    h('span', {}, h('i', { style: 'background:#b3261e' }), `alerts (peak ${maxA.toLocaleString()} per ${width}, own scale)`)));
 }
 
 function jsonBlock(value) {
@@ -480,10 +489,12 @@ function pageOverview(main, params) {
   const [ipCard, ipBody] = card('Top source IPs');
   main.append(h('h1', {}, 'Overview'), form, chartCard, h('div', { class: 'grid', style: 'margin-top:12px' }, prioCard, rulesCard, usersCard, resCard, ipCard));
   const fill = (box, promise, onPick) => promise.then((g) => box.replaceChildren(bars(g.groups, onPick))).catch((err) => box.replaceChildren(errorBox(err)));
-  const secs = (WINDOWS.find((w) => w[0] === (params.window || '24h')) || WINDOWS[3])[1] || 30 * 86400;
-  const interval = Math.max(60, Math.round(secs / 60));
-  Promise.all([API.eventsHistogram(q, interval), API.alertsHistogram(q, interval)])
-    .then(([e, a]) => chartBody.replaceChildren(chart(e, a))).catch((err) => chartBody.replaceChildren(errorBox(err)));
+  // A fixed window gives about 60 buckets; for all time the server fits the width to the data.
+  const secs = (WINDOWS.find((w) => w[0] === (params.window || DEFAULT_WINDOW)) || WINDOWS[3])[1];
+  const interval = secs ? Math.max(60, Math.round(secs / 60)) : undefined;
+  API.eventsHistogram(q, interval)
+    .then((e) => API.alertsHistogram(q, e.interval_seconds).then((a) => chartBody.replaceChildren(chart(e, a, q.from ? Date.parse(q.from) : undefined, Date.now()))))
+    .catch((err) => chartBody.replaceChildren(errorBox(err)));
   fill(prioBody, API.alertsGroups(q, 'priority', 8), (v) => go('feed', { window: params.window, cluster: params.cluster, min_priority: (v || '').toLowerCase() }));
   fill(rulesBody, API.alertsGroups(q, 'rule', 10), (v) => go('feed', { window: params.window, cluster: params.cluster, rule: v }));
   fill(usersBody, API.eventsGroups(q, 'user', 10), (v) => go('activity', { window: params.window, cluster: params.cluster, user: v }));
@@ -499,7 +510,7 @@ function pageRules(main, params) {
   const tabs = h('div', { class: 'tabs', role: 'tablist' }, [['policies', 'Policies'], ['rules', 'Rules'], ['files', 'Custom rule files']].map(([k, t]) =>
     h('button', { type: 'button', role: 'tab', 'aria-selected': tab === k ? 'true' : 'false', onclick: () => go('rules', { tab: k }) }, t)));
   const body = h('div');
-  main.append(h('h1', {}, 'Rules & policies'), session.isAdmin() ? null : h('p', { class: 'muted', text: 'Read-only: sign in with an admin token to change policies and rule files.' }), tabs, body);
+  main.append(...[h('h1', {}, 'Rules & policies'), session.isAdmin() ? null : h('p', { class: 'muted', text: 'Read-only: sign in with an admin token to change policies and rule files.' }), tabs, body].filter(Boolean));
   if (tab === 'rules') renderRules(body);
   else if (tab === 'files') renderRuleFiles(body, params);
   else renderPolicies(body);
@@ -629,6 +640,7 @@ async function renderRuleFiles(box, params) {
   editorBox.replaceChildren(h('h2', {}, params.file ? `Edit ${params.file}` : 'New rule file'),
     field('File name', name), h('div', { class: 'editor' }, gutter, area), message,
     h('div', { class: 'toolbar', style: 'margin-top:8px' }, save, del, field('Test window', testWindow), test), testOut);
+
 }
 
 // ---------------------------------------------------------------- intakes
