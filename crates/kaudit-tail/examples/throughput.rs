@@ -29,7 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let logs = dir.path().join("logs");
     std::fs::create_dir(&logs)?;
     let live = logs.join("audit.log");
-    let target = if gz { logs.join("audit-2024-05-01T10-11-12.345.log") } else { live.clone() };
+    let target = if gz {
+        logs.join("audit-2024-05-01T10-11-12.345.log")
+    } else {
+        live.clone()
+    };
     let bytes = generate(&target, lines, line_bytes)?;
     if gz {
         compress(&target)?;

@@ -73,7 +73,11 @@ impl Book {
                 back.last_sequence = sequence;
                 back.end = end;
             }
-            _ => self.segments.push_back(Segment { last_sequence: sequence, fingerprint, end }),
+            _ => self.segments.push_back(Segment {
+                last_sequence: sequence,
+                fingerprint,
+                end,
+            }),
         }
         sequence
     }
@@ -91,7 +95,11 @@ impl Book {
             Some(_) => {
                 // Outstanding segments exist, so at least one line was delivered.
                 let last_sequence = self.next_sequence.saturating_sub(1);
-                self.segments.push_back(Segment { last_sequence, fingerprint, end });
+                self.segments.push_back(Segment {
+                    last_sequence,
+                    fingerprint,
+                    end,
+                });
             }
         }
     }

@@ -88,15 +88,25 @@ impl Batch {
     /// The `index`th line.
     pub fn get(&self, index: usize) -> Option<Line<'_>> {
         let slot = self.slots.get(index)?;
-        let start = if index == 0 { 0 } else { self.slots[index - 1].data_end };
-        Some(Line { bytes: &self.data[start..slot.data_end], position: slot.position })
+        let start = if index == 0 {
+            0
+        } else {
+            self.slots[index - 1].data_end
+        };
+        Some(Line {
+            bytes: &self.data[start..slot.data_end],
+            position: slot.position,
+        })
     }
 
     /// The lines in delivery order.
     pub fn lines(&self) -> impl ExactSizeIterator<Item = Line<'_>> + '_ {
         let mut start = 0;
         self.slots.iter().map(move |slot| {
-            let line = Line { bytes: &self.data[start..slot.data_end], position: slot.position };
+            let line = Line {
+                bytes: &self.data[start..slot.data_end],
+                position: slot.position,
+            };
             start = slot.data_end;
             line
         })
@@ -132,7 +142,10 @@ impl Batch {
 
     pub(crate) fn push(&mut self, bytes: &[u8], position: Position) {
         self.data.extend_from_slice(bytes);
-        self.slots.push(Slot { data_end: self.data.len(), position });
+        self.slots.push(Slot {
+            data_end: self.data.len(),
+            position,
+        });
     }
 
     pub(crate) fn push_event(&mut self, event: TailEvent) {

@@ -103,7 +103,9 @@ pub(crate) fn load(dir: &Path) -> Result<Option<Vec<StoredFile>>, TailError> {
 
 /// Replaces the checkpoint of `dir` with `files`, crash-safely (see the module doc).
 pub(crate) fn store(dir: &Path, files: &[StoredFile]) -> Result<(), TailError> {
-    let state = StateFile::V1(StateV1 { files: files.iter().map(encode_file).collect() });
+    let state = StateFile::V1(StateV1 {
+        files: files.iter().map(encode_file).collect(),
+    });
     let tmp = dir.join(TMP_NAME);
     let write_err = |path: &PathBuf| {
         let path = path.clone();
@@ -113,7 +115,9 @@ pub(crate) fn store(dir: &Path, files: &[StoredFile]) -> Result<(), TailError> {
     write_synced(&tmp, &body).map_err(write_err(&tmp))?;
     let stable = dir.join(STABLE_NAME);
     fs::rename(&tmp, &stable).map_err(write_err(&stable))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(write_err(&dir.to_path_buf()))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(write_err(&dir.to_path_buf()))
 }
 
 fn write_synced(path: &Path, body: &[u8]) -> io::Result<()> {
@@ -123,8 +127,10 @@ fn write_synced(path: &Path, body: &[u8]) -> io::Result<()> {
 }
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<StoredFile>, TailError> {
-    let state: StateFile = serde_json::from_slice(bytes)
-        .map_err(|source| TailError::ParseCheckpoint { path: path.to_path_buf(), source })?;
+    let state: StateFile = serde_json::from_slice(bytes).map_err(|source| TailError::ParseCheckpoint {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let StateFile::V1(state) = state;
     state
         .files
@@ -202,7 +208,9 @@ mod tests {
     }
 
     fn body(offset: u64) -> String {
-        let state = StateFile::V1(StateV1 { files: vec![encode_file(&sample(offset))] });
+        let state = StateFile::V1(StateV1 {
+            files: vec![encode_file(&sample(offset))],
+        });
         serde_json::to_string(&state).expect("serializable")
     }
 
@@ -217,13 +225,23 @@ mod tests {
         check_load(Some(&old), Some(""), Ok(Some(10)));
         check_load(None, Some(&new), Ok(Some(20)));
         check_load(None, Some(torn), Ok(None));
-        check_load(Some(torn), None, Err("checkpoint file DIR/checkpoints.json is not valid"));
         check_load(
-            Some(r#"{"version":"1","files":[{"fingerprint":"xyz","offset":1,"size":1,"family":"a","path":"a","last_seen_unix_secs":0}]}"#),
+            Some(torn),
+            None,
+            Err("checkpoint file DIR/checkpoints.json is not valid"),
+        );
+        check_load(
+            Some(
+                r#"{"version":"1","files":[{"fingerprint":"xyz","offset":1,"size":1,"family":"a","path":"a","last_seen_unix_secs":0}]}"#,
+            ),
             None,
             Err("checkpoint file DIR/checkpoints.json holds an invalid fingerprint \"xyz\""),
         );
-        check_load(Some(r#"{"version":"9","files":[]}"#), None, Err("checkpoint file DIR/checkpoints.json is not valid"));
+        check_load(
+            Some(r#"{"version":"9","files":[]}"#),
+            None,
+            Err("checkpoint file DIR/checkpoints.json is not valid"),
+        );
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl FromStr for Fingerprint {
         if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ParseFingerprintError);
         }
-        u64::from_str_radix(text, 16).map(Fingerprint).map_err(|_| ParseFingerprintError)
+        u64::from_str_radix(text, 16)
+            .map(Fingerprint)
+            .map_err(|_| ParseFingerprintError)
     }
 }
 
@@ -92,7 +94,10 @@ pub(crate) fn identify(head: &[u8], max_bytes: usize, immutable: bool) -> Head {
         None if immutable => head.len(),
         None => return Head::Pending,
     };
-    Head::Ready(Identity { fingerprint: hash(&head[..covered]), covered })
+    Head::Ready(Identity {
+        fingerprint: hash(&head[..covered]),
+        covered,
+    })
 }
 
 /// The offset just past the newline that ends the first line with content.
@@ -129,7 +134,10 @@ mod tests {
             Head::Pending => "pending".to_owned(),
             Head::Empty => "empty".to_owned(),
         };
-        assert_eq!(got, expected, "head {head:?} max {max_bytes} immutable {immutable}");
+        assert_eq!(
+            got, expected,
+            "head {head:?} max {max_bytes} immutable {immutable}"
+        );
     }
 
     #[test]
@@ -151,7 +159,13 @@ mod tests {
             let fingerprint = Fingerprint(value);
             assert_eq!(fingerprint.to_string().parse::<Fingerprint>(), Ok(fingerprint));
         }
-        for bad in ["", "123", "0123456789abcdeg", "+123456789abcdef", "0123456789abcdef0"] {
+        for bad in [
+            "",
+            "123",
+            "0123456789abcdeg",
+            "+123456789abcdef",
+            "0123456789abcdef0",
+        ] {
             assert_eq!(bad.parse::<Fingerprint>(), Err(ParseFingerprintError), "{bad:?}");
         }
     }

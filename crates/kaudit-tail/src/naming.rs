@@ -70,7 +70,10 @@ impl FamilyName {
         };
         let rest = name.strip_prefix(self.prefix.as_slice())?.strip_prefix(b"-")?;
         let stamp = rest.strip_suffix(self.ext.as_slice())?;
-        is_stamp(stamp).then(|| BackupName { stamp: stamp.to_vec(), gz })
+        is_stamp(stamp).then(|| BackupName {
+            stamp: stamp.to_vec(),
+            gz,
+        })
     }
 }
 
@@ -112,12 +115,17 @@ fn is_stamp(text: &[u8]) -> bool {
     if text.len() != STAMP_LEN {
         return false;
     }
-    let shape = text.iter().zip(LAYOUT).all(|(&b, &l)| if l == b'd' { b.is_ascii_digit() } else { b == l });
+    let shape = text
+        .iter()
+        .zip(LAYOUT)
+        .all(|(&b, &l)| if l == b'd' { b.is_ascii_digit() } else { b == l });
     if !shape {
         return false;
     }
     let number = |range: std::ops::Range<usize>| {
-        text[range].iter().fold(0u32, |acc, &b| acc * 10 + u32::from(b - b'0'))
+        text[range]
+            .iter()
+            .fold(0u32, |acc, &b| acc * 10 + u32::from(b - b'0'))
     };
     (1..=12).contains(&number(5..7))
         && (1..=31).contains(&number(8..10))
@@ -134,7 +142,9 @@ mod tests {
     fn check_backup(live: &str, file_name: &str, expected: Option<(&str, bool)>) {
         let family = FamilyName::of_live(Path::new(live)).expect("test paths have a file name");
         let got = family.backup(OsStr::new(file_name));
-        let got = got.as_ref().map(|b| (std::str::from_utf8(&b.stamp).unwrap_or("?"), b.gz));
+        let got = got
+            .as_ref()
+            .map(|b| (std::str::from_utf8(&b.stamp).unwrap_or("?"), b.gz));
         assert_eq!(got, expected, "live {live:?} name {file_name:?}");
     }
 
@@ -147,8 +157,16 @@ mod tests {
     #[test]
     fn backups_are_recognised_by_prefix_stamp_and_extension() {
         let stamp = "2024-05-01T10-11-12.345";
-        check_backup("/a/audit.log", &format!("audit-{stamp}.log"), Some((stamp, false)));
-        check_backup("/a/audit.log", &format!("audit-{stamp}.log.gz"), Some((stamp, true)));
+        check_backup(
+            "/a/audit.log",
+            &format!("audit-{stamp}.log"),
+            Some((stamp, false)),
+        );
+        check_backup(
+            "/a/audit.log",
+            &format!("audit-{stamp}.log.gz"),
+            Some((stamp, true)),
+        );
         check_backup("/a/audit", &format!("audit-{stamp}"), Some((stamp, false)));
         check_backup("/a/audit", &format!("audit-{stamp}.gz"), Some((stamp, true)));
         check_backup(
@@ -156,7 +174,11 @@ mod tests {
             &format!("kube-apiserver-audit-{stamp}.log"),
             Some((stamp, false)),
         );
-        check_backup("/a/audit.json.log", &format!("audit.json-{stamp}.log"), Some((stamp, false)));
+        check_backup(
+            "/a/audit.json.log",
+            &format!("audit.json-{stamp}.log"),
+            Some((stamp, false)),
+        );
         check_backup("/a/audit.log", "audit.log", None);
         check_backup("/a/audit.log", &format!("other-{stamp}.log"), None);
         check_backup("/a/audit.log", &format!("audit-{stamp}.txt"), None);

@@ -16,7 +16,10 @@ pub(crate) struct FileKey {
 
 impl FileKey {
     pub(crate) fn of(metadata: &std::fs::Metadata) -> FileKey {
-        FileKey { dev: metadata.dev(), ino: metadata.ino() }
+        FileKey {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+        }
     }
 }
 
@@ -36,7 +39,13 @@ struct GzState {
 
 impl Reader {
     pub(crate) fn new(file: File, gz: bool) -> Reader {
-        Reader { file, gz: gz.then_some(GzState { decoder: None, position: 0 }) }
+        Reader {
+            file,
+            gz: gz.then_some(GzState {
+                decoder: None,
+                position: 0,
+            }),
+        }
     }
 
     pub(crate) fn is_gz(&self) -> bool {

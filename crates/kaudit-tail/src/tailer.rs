@@ -181,7 +181,10 @@ impl Tailer {
             .map(|pattern| parse_include(pattern))
             .collect::<Result<Vec<_>, _>>()?;
         let state_dir = config.state_dir.clone();
-        let dir_err = |source| TailError::StateDir { path: state_dir.clone(), source };
+        let dir_err = |source| TailError::StateDir {
+            path: state_dir.clone(),
+            source,
+        };
         fs::create_dir_all(&state_dir).map_err(dir_err)?;
         let lock = File::options()
             .create(true)
@@ -199,7 +202,15 @@ impl Tailer {
         let mut book = Book::default();
         for file in stored.unwrap_or_default() {
             let recheck = file.gone_since_unix_secs.is_some() && !file.finished;
-            book.entries.insert(file.fingerprint, Entry { stored: file, held: false, read_end: None, recheck });
+            book.entries.insert(
+                file.fingerprint,
+                Entry {
+                    stored: file,
+                    held: false,
+                    read_end: None,
+                    recheck,
+                },
+            );
         }
         let mut tailer = Tailer {
             config,
@@ -241,7 +252,9 @@ impl Tailer {
     /// [`Tailer::poll`] into a reused batch (cleared first).
     pub fn poll_into(&mut self, batch: &mut Batch, max_lines: usize, max_bytes: usize) {
         batch.clear();
-        let scan_due = self.last_scan.is_none_or(|last| last.elapsed() >= self.config.scan_interval);
+        let scan_due = self
+            .last_scan
+            .is_none_or(|last| last.elapsed() >= self.config.scan_interval);
         if scan_due {
             self.scan_all(false, true);
             self.last_scan = Some(Instant::now());
@@ -344,27 +357,36 @@ impl Tailer {
         for include in &self.includes {
             match include {
                 Include::Path(path) => found.extend(FamilyName::of_live(path)),
-                Include::Glob(pattern) => match glob::glob(pattern) {
-                    Ok(paths) => {
-                        for path in paths {
-                            match path {
-                                Ok(path) => found.extend(FamilyName::of_match(&path)),
-                                Err(err) => self.events.push(TailEvent::Error(TailError::Read {
-                                    path: err.path().to_path_buf(),
-                                    source: io::Error::new(err.error().kind(), err.error().to_string()),
-                                })),
-                            }
+                Include::Glob(pattern) => {
+                    // Validated in `open`, so an error here cannot happen.
+                    let Ok(paths) = glob::glob(pattern) else {
+                        continue;
+                    };
+                    for path in paths {
+                        match path {
+                            Ok(path) => found.extend(FamilyName::of_match(&path)),
+                            Err(err) => self.events.push(TailEvent::Error(TailError::Read {
+                                path: err.path().to_path_buf(),
+                                source: io::Error::new(err.error().kind(), err.error().to_string()),
+                            })),
                         }
                     }
-                    // Validated in `open`.
-                    Err(_) => {}
-                },
+                }
             }
         }
         for name in found {
-            if !self.families.iter().any(|family| family.name.live_path == name.live_path) {
+            if !self
+                .families
+                .iter()
+                .any(|family| family.name.live_path == name.live_path)
+            {
                 let key = name.live_path.to_string_lossy().into_owned();
-                self.families.push(Family { name, key, queue: Default::default(), rescan: false });
+                self.families.push(Family {
+                    name,
+                    key,
+                    queue: Default::default(),
+                    rescan: false,
+                });
             }
         }
         let mut seen_keys = HashSet::new();
@@ -398,7 +420,10 @@ impl Tailer {
                 Ok(_) => continue,
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                 Err(source) => {
-                    self.events.push(TailEvent::Error(TailError::Read { path: candidate.path, source }));
+                    self.events.push(TailEvent::Error(TailError::Read {
+                        path: candidate.path,
+                        source,
+                    }));
                     continue;
                 }
             };
@@ -444,7 +469,10 @@ impl Tailer {
                         }
                         Err(source) => {
                             complete = false;
-                            self.events.push(TailEvent::Error(TailError::Read { path: name.dir.clone(), source }));
+                            self.events.push(TailEvent::Error(TailError::Read {
+                                path: name.dir.clone(),
+                                source,
+                            }));
                         }
                     }
                 }
@@ -452,7 +480,10 @@ impl Tailer {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(source) => {
                 complete = false;
-                self.events.push(TailEvent::Error(TailError::Read { path: name.dir.clone(), source }));
+                self.events.push(TailEvent::Error(TailError::Read {
+                    path: name.dir.clone(),
+                    source,
+                }));
             }
         }
         // Plain before `.gz` for equal stamps, so the twin check below sees the plain first.
@@ -465,9 +496,17 @@ impl Tailer {
                 continue;
             }
             last_stamp = Some(stamp);
-            candidates.push(Candidate { path: path.clone(), gz: *gz, live: false });
+            candidates.push(Candidate {
+                path: path.clone(),
+                gz: *gz,
+                live: false,
+            });
         }
-        candidates.push(Candidate { path: name.live_path.clone(), gz: false, live: true });
+        candidates.push(Candidate {
+            path: name.live_path.clone(),
+            gz: false,
+            live: true,
+        });
         (candidates, complete)
     }
 
@@ -546,7 +585,10 @@ impl Tailer {
                 let head = match opened.head(self.config.fingerprint_max_bytes) {
                     Ok(head) => head,
                     Err(source) => {
-                        self.events.push(TailEvent::Error(TailError::Read { path: candidate.path, source }));
+                        self.events.push(TailEvent::Error(TailError::Read {
+                            path: candidate.path,
+                            source,
+                        }));
                         return;
                     }
                 };
@@ -611,7 +653,14 @@ impl Tailer {
         };
         self.saw(fingerprint, &candidate, plain_size, now);
         let Some(offset) = resume else {
-            self.head_cache.insert(key, CachedHead { size: metadata.len(), modified, identity });
+            self.head_cache.insert(
+                key,
+                CachedHead {
+                    size: metadata.len(),
+                    modified,
+                    identity,
+                },
+            );
             return;
         };
         let reader = match reader {
@@ -633,7 +682,10 @@ impl Tailer {
             Ok(_) => None,
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
-                self.events.push(TailEvent::Error(TailError::Read { path: path.to_path_buf(), source }));
+                self.events.push(TailEvent::Error(TailError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }));
                 None
             }
         }
@@ -800,7 +852,10 @@ impl Tailer {
                         }
                         Err(source_err) => {
                             let path = source.path.clone();
-                            self.events.push(TailEvent::Error(TailError::Read { path, source: source_err }));
+                            self.events.push(TailEvent::Error(TailError::Read {
+                                path,
+                                source: source_err,
+                            }));
                             return Progress::Idle;
                         }
                     }
@@ -814,7 +869,8 @@ impl Tailer {
                 Fill::Error(err) if source.reader.is_gz() => self.finish(slot, Some(err)),
                 Fill::Error(err) => {
                     let path = source.path.clone();
-                    self.events.push(TailEvent::Error(TailError::Read { path, source: err }));
+                    self.events
+                        .push(TailEvent::Error(TailError::Read { path, source: err }));
                     return Progress::Idle;
                 }
             }
@@ -850,7 +906,8 @@ impl Tailer {
             Ok(head) => head,
             Err(err) => {
                 let path = source.path.clone();
-                self.events.push(TailEvent::Error(TailError::Read { path, source: err }));
+                self.events
+                    .push(TailEvent::Error(TailError::Read { path, source: err }));
                 return Identified::Pending;
             }
         };
@@ -912,7 +969,11 @@ impl Tailer {
             // Checked again when reading starts: the file may change before that.
             source.verified = false;
         }
-        self.events.push(TailEvent::Opened { path, fingerprint, offset });
+        self.events.push(TailEvent::Opened {
+            path,
+            fingerprint,
+            offset,
+        });
         Identified::Ready
     }
 
@@ -997,7 +1058,10 @@ impl Tailer {
         let path = source.path.clone();
         let end = source.read_offset();
         if let Some(err) = error {
-            self.events.push(TailEvent::Error(TailError::Read { path: path.clone(), source: err }));
+            self.events.push(TailEvent::Error(TailError::Read {
+                path: path.clone(),
+                source: err,
+            }));
             let framed = source.framed();
             self.events.push(TailEvent::Loss(Loss {
                 path,
@@ -1019,7 +1083,12 @@ impl Tailer {
                 Some(skip) => (skip.offset, skip.length + (source.len - source.pos) as u64),
                 None => (source.framed(), (source.len - source.pos) as u64),
             };
-            self.events.push(TailEvent::UnterminatedLine { path: path.clone(), fingerprint, offset, length });
+            self.events.push(TailEvent::UnterminatedLine {
+                path: path.clone(),
+                fingerprint,
+                offset,
+                length,
+            });
             self.book.skip(fingerprint, end);
         }
         if let Some(entry) = self.book.entries.get_mut(&fingerprint) {
@@ -1029,7 +1098,11 @@ impl Tailer {
             entry.settle();
             self.book.dirty = true;
         }
-        self.events.push(TailEvent::Finished { path, fingerprint, size: end });
+        self.events.push(TailEvent::Finished {
+            path,
+            fingerprint,
+            size: end,
+        });
         self.close(slot);
     }
 
@@ -1041,7 +1114,9 @@ impl Tailer {
         if self.by_key.get(&source.key) == Some(&slot) {
             self.by_key.remove(&source.key);
         }
-        self.families[source.family].queue.retain(|&queued| queued != slot);
+        self.families[source.family]
+            .queue
+            .retain(|&queued| queued != slot);
         if let Some(identity) = source.identity
             && let Some(entry) = self.book.entries.get_mut(&identity.fingerprint)
         {
@@ -1106,7 +1181,15 @@ fn fill(source: &mut Source, book: &mut Book, batch: &mut Batch, limits: Limits)
                 return Fill::Full;
             }
             let sequence = book.deliver(fingerprint, end);
-            batch.push(line, Position { sequence, fingerprint, offset: start, end });
+            batch.push(
+                line,
+                Position {
+                    sequence,
+                    fingerprint,
+                    offset: start,
+                    end,
+                },
+            );
             source.pos += newline + 1;
         }
         let partial = source.len - source.pos;
@@ -1119,7 +1202,11 @@ fn fill(source: &mut Source, book: &mut Book, batch: &mut Batch, limits: Limits)
         } else if partial > limits.max_line_bytes + 1 {
             // Longer than any line we deliver, even with a `\r` before its newline.
             let ends_with_cr = source.buf[source.len - 1] == b'\r';
-            source.skipping = Some(Skip { offset: source.framed(), length: partial as u64, ends_with_cr });
+            source.skipping = Some(Skip {
+                offset: source.framed(),
+                length: partial as u64,
+                ends_with_cr,
+            });
             source.pos = source.len;
         }
         if source.pos > 0 {
@@ -1166,7 +1253,13 @@ fn loss_of(entry: &mut Entry, cause: LossCause) -> Option<Loss> {
         None => LostBytes::AtLeast(stored.size.saturating_sub(from)),
     };
     stored.lost_from = Some(from);
-    Some(Loss { path: PathBuf::from(&stored.path), fingerprint: stored.fingerprint, offset: from, lost, cause })
+    Some(Loss {
+        path: PathBuf::from(&stored.path),
+        fingerprint: stored.fingerprint,
+        offset: from,
+        lost,
+        cause,
+    })
 }
 
 /// Offset just past the last newline among the first `size` bytes: where a reader that
@@ -1201,18 +1294,24 @@ fn validate(config: &TailConfig) -> Result<(), TailError> {
     } else {
         return Ok(());
     };
-    Err(TailError::Config { reason: reason.to_owned() })
+    Err(TailError::Config {
+        reason: reason.to_owned(),
+    })
 }
 
 fn parse_include(pattern: &str) -> Result<Include, TailError> {
     if !pattern.contains(['*', '?', '[']) {
         return Ok(Include::Path(PathBuf::from(pattern)));
     }
-    glob::Pattern::new(pattern)
-        .map_err(|source| TailError::Pattern { pattern: pattern.to_owned(), source })?;
+    glob::Pattern::new(pattern).map_err(|source| TailError::Pattern {
+        pattern: pattern.to_owned(),
+        source,
+    })?;
     Ok(Include::Glob(pattern.to_owned()))
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -22,20 +22,33 @@ fn check(max_line_bytes: usize, chunks: &[&str], expected_lines: &[&str], expect
             let content = fs::read(fixture.live()).expect("read live file");
             for (line, position) in drained.lines.iter().zip(&drained.positions) {
                 let raw = &content[position.offset() as usize..position.end() as usize];
-                let raw = raw.strip_suffix(b"\n").and_then(|r| Some(r.strip_suffix(b"\r").unwrap_or(r)));
+                let raw = raw
+                    .strip_suffix(b"\n")
+                    .map(|r| r.strip_suffix(b"\r").unwrap_or(r));
                 assert_eq!(raw, Some(line.as_bytes()), "position of {line:?}");
             }
             lines.extend(drained.lines.clone());
             events.extend(drained.notable_events());
         }
-        assert_eq!(lines, expected_lines, "lines of {chunks:?} read by {read_chunk_bytes}");
-        assert_eq!(events, expected_events, "events of {chunks:?} read by {read_chunk_bytes}");
+        assert_eq!(
+            lines, expected_lines,
+            "lines of {chunks:?} read by {read_chunk_bytes}"
+        );
+        assert_eq!(
+            events, expected_events,
+            "events of {chunks:?} read by {read_chunk_bytes}"
+        );
     }
 }
 
 #[test]
 fn partial_lines_wait_for_their_newline() {
-    check(64, &["first\nsec", "ond", "\nthird\n"], &["first", "second", "third"], &[]);
+    check(
+        64,
+        &["first\nsec", "ond", "\nthird\n"],
+        &["first", "second", "third"],
+        &[],
+    );
     check(64, &["no newline yet"], &[], &[]);
     check(64, &["a", "b", "c", "\n"], &["abc"], &[]);
 }
@@ -54,7 +67,12 @@ fn empty_lines_are_skipped() {
 #[test]
 fn overlong_lines_are_reported_and_skipped_whole() {
     check(4, &["abcd\nabcde\nxy\n"], &["abcd", "xy"], &["too long at 5 (5)"]);
-    check(4, &["ok\nabc", "defgh", "ij\nend\n"], &["ok", "end"], &["too long at 3 (10)"]);
+    check(
+        4,
+        &["ok\nabc", "defgh", "ij\nend\n"],
+        &["ok", "end"],
+        &["too long at 3 (10)"],
+    );
     // The limit applies to the content: a CRLF line of exactly the limit is delivered.
     check(4, &["abcd\r\nabcde\r\n"], &["abcd"], &["too long at 6 (5)"]);
     check(4, &["abcdefgh\n", "wxyz\n"], &["wxyz"], &["too long at 0 (8)"]);

@@ -65,7 +65,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(96)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(96)
 }
 
 proptest! {
@@ -248,18 +251,29 @@ impl Harness {
     fn rotate(&mut self) {
         self.complete_partial();
         self.stamps += 1;
-        let stamp = format!("2024-05-01T10-{:02}-{:02}.000", self.stamps / 60, self.stamps % 60);
+        let stamp = format!(
+            "2024-05-01T10-{:02}-{:02}.000",
+            self.stamps / 60,
+            self.stamps % 60
+        );
         fs::rename(self.fixture.live(), self.fixture.backup(&stamp)).expect("rename live file");
         File::create(self.fixture.live()).expect("create live file");
         let old = self.live;
-        self.files[old].place = Place::Backup { stamp, plain: true, gz: false };
+        self.files[old].place = Place::Backup {
+            stamp,
+            plain: true,
+            gz: false,
+        };
         self.backups.push(old);
         self.files.push(ModelFile::new(Place::Live));
         self.live = self.files.len() - 1;
     }
 
     fn compress(&mut self, partial: bool) {
-        let Some(&id) = self.backups.iter().find(|&&id| matches!(self.files[id].place, Place::Backup { plain: true, .. }))
+        let Some(&id) = self
+            .backups
+            .iter()
+            .find(|&&id| matches!(self.files[id].place, Place::Backup { plain: true, .. }))
         else {
             return;
         };
@@ -273,7 +287,11 @@ impl Harness {
             fs::write(&gz, &whole[..whole.len() / 2]).expect("cut gz");
         } else {
             fs::remove_file(&plain).expect("remove compressed plain file");
-            self.files[id].place = Place::Backup { stamp, plain: false, gz: true };
+            self.files[id].place = Place::Backup {
+                stamp,
+                plain: false,
+                gz: true,
+            };
         }
     }
 
@@ -380,19 +398,39 @@ impl Harness {
         };
         let (id, n) = parse().unwrap_or_else(|| panic!("delivered a line never written whole: {text:?}"));
         let file = &mut self.files[id];
-        assert_eq!(file.lines.get(n).map(String::as_str), Some(text), "line {n} of file {id}");
-        assert_eq!(Some(position.fingerprint()), file.fingerprint(), "fingerprint of file {id}");
-        assert_eq!(position.offset(), file.offsets[n], "offset of line {n} of file {id}");
+        assert_eq!(
+            file.lines.get(n).map(String::as_str),
+            Some(text),
+            "line {n} of file {id}"
+        );
+        assert_eq!(
+            Some(position.fingerprint()),
+            file.fingerprint(),
+            "fingerprint of file {id}"
+        );
+        assert_eq!(
+            position.offset(),
+            file.offsets[n],
+            "offset of line {n} of file {id}"
+        );
         let expected = file.next_expected.unwrap_or(file.durable);
         assert_eq!(n, expected, "file {id}: expected line {expected}, got {n}");
         file.next_expected = Some(n + 1);
-        assert!(id >= self.newest_delivered, "file {id} delivered after newer file {}", self.newest_delivered);
+        assert!(
+            id >= self.newest_delivered,
+            "file {id} delivered after newer file {}",
+            self.newest_delivered
+        );
         self.newest_delivered = id;
         self.unacked.push_back((position, id, n));
     }
 
     fn check_loss(&mut self, loss: Loss) {
-        let Some(id) = self.files.iter().position(|file| file.fingerprint() == Some(loss.fingerprint)) else {
+        let Some(id) = self
+            .files
+            .iter()
+            .position(|file| file.fingerprint() == Some(loss.fingerprint))
+        else {
             panic!("loss reported for an unknown file: {loss:?}");
         };
         let file = &self.files[id];
@@ -403,7 +441,10 @@ impl Harness {
         );
         let (LostBytes::Exactly(bytes) | LostBytes::AtLeast(bytes)) = loss.lost;
         let end = loss.offset + bytes;
-        assert!(end <= file.complete_bytes, "loss of file {id} overstated: {loss:?}");
+        assert!(
+            end <= file.complete_bytes,
+            "loss of file {id} overstated: {loss:?}"
+        );
         if let LostBytes::Exactly(_) = loss.lost {
             assert!(
                 end == file.complete_bytes || file.offsets.contains(&end),
@@ -471,7 +512,11 @@ impl Harness {
             if file.shipped == file.lines.len() {
                 continue;
             }
-            assert!(file.damaged, "file {id} is intact but lines {}.. were never acknowledged", file.shipped);
+            assert!(
+                file.damaged,
+                "file {id} is intact but lines {}.. were never acknowledged",
+                file.shipped
+            );
             if file.loss_required {
                 // Every line never acknowledged lies in a reported range.
                 let fingerprint = file.fingerprint();
@@ -484,7 +529,11 @@ impl Harness {
                         };
                         Some(loss.fingerprint) == fingerprint && (loss.offset..end).contains(&offset)
                     });
-                    assert!(covered, "file {id}: line {n} lost without a report (losses {:?})", self.losses);
+                    assert!(
+                        covered,
+                        "file {id}: line {n} lost without a report (losses {:?})",
+                        self.losses
+                    );
                 }
             }
         }

@@ -32,7 +32,11 @@ fn check_resume(acked: usize, rotate: bool, gzip: bool) {
     fixture.append(&lines("a", 10..15));
     let mut tailer = fixture.open();
     let drained = drain(&mut tailer, 3, AckMode::EachBatch);
-    assert_eq!(drained.lines, expected("a", acked..15), "acked {acked} rotate {rotate} gzip {gzip}");
+    assert_eq!(
+        drained.lines,
+        expected("a", acked..15),
+        "acked {acked} rotate {rotate} gzip {gzip}"
+    );
     assert_eq!(drained.notable_events(), Vec::<String>::new());
 }
 
@@ -54,7 +58,10 @@ fn acks_without_checkpoint_are_not_durable() {
     tailer.ack_batch(&batch);
     drop(tailer); // A crash: no checkpoint after the ack.
     let mut tailer = fixture.open();
-    assert_eq!(drain(&mut tailer, 100, AckMode::EachBatch).lines, expected("a", 0..5));
+    assert_eq!(
+        drain(&mut tailer, 100, AckMode::EachBatch).lines,
+        expected("a", 0..5)
+    );
 }
 
 #[test]
@@ -104,7 +111,10 @@ fn a_backup_pruned_while_stopped_is_reported_lost_exactly() {
     let losses = drained.losses();
     assert_eq!(losses.len(), 1, "{losses:?}");
     // "a-0\n" was acknowledged; "a-1\n".."a-3\n" (12 bytes) are lost.
-    assert_eq!((losses[0].offset, losses[0].lost, losses[0].cause), (4, LostBytes::Exactly(12), LossCause::Deleted));
+    assert_eq!(
+        (losses[0].offset, losses[0].lost, losses[0].cause),
+        (4, LostBytes::Exactly(12), LossCause::Deleted)
+    );
 }
 
 #[test]
@@ -123,7 +133,10 @@ fn start_at_end_skips_existing_content_only_on_first_start() {
     drop(tailer);
     // Not a first start any more: the new lines are read.
     let mut tailer = Tailer::open(config).expect("reopen tailer");
-    assert_eq!(drain(&mut tailer, 10, AckMode::EachBatch).lines, expected("new", 0..2));
+    assert_eq!(
+        drain(&mut tailer, 10, AckMode::EachBatch).lines,
+        expected("new", 0..2)
+    );
 }
 
 #[test]
@@ -150,7 +163,11 @@ fn checkpoints_of_deleted_files_are_forgotten() {
     assert_eq!(tailer.files().len(), 2);
     std::fs::remove_file(backup).expect("prune backup");
     let drained = drain(&mut tailer, 10, AckMode::EachBatch);
-    assert_eq!(drained.notable_events(), Vec::<String>::new(), "the backup was read to its end");
+    assert_eq!(
+        drained.notable_events(),
+        Vec::<String>::new(),
+        "the backup was read to its end"
+    );
     tailer.checkpoint().expect("checkpoint");
     let files = tailer.files();
     assert_eq!(files.len(), 1, "{files:?}");

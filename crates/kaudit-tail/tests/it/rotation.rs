@@ -111,12 +111,20 @@ fn copytruncate_restarts_at_zero_and_reports_possible_loss() {
         let mut tailer = fixture.open();
         assert_eq!(drain_all(&mut tailer).0, expected("a", 0..3));
         fixture.append(&lines("a", 3..4));
-        OpenOptions::new().write(true).open(fixture.live()).expect("open").set_len(0).expect("truncate");
+        OpenOptions::new()
+            .write(true)
+            .open(fixture.live())
+            .expect("open")
+            .set_len(0)
+            .expect("truncate");
         fixture.append(&lines("b", 0..new_lines));
         let (got, events) = drain_all(&mut tailer);
         assert_eq!(got, expected("b", 0..new_lines), "{new_lines} new lines");
         // 12 bytes of "a-0\n".."a-2\n" were read; what followed is unknown.
-        assert_eq!(events, [format!("loss Truncated at 12 {:?}", LostBytes::AtLeast(0))]);
+        assert_eq!(
+            events,
+            [format!("loss Truncated at 12 {:?}", LostBytes::AtLeast(0))]
+        );
     }
 }
 
@@ -128,7 +136,10 @@ fn an_unterminated_last_line_of_a_rotated_file_is_reported() {
     assert_eq!(drain_all(&mut tailer).0, ["a"]);
     fixture.rotate("2024-05-01T10-00-00.000");
     fixture.append("b\n");
-    assert_eq!(drain_all(&mut tailer), (vec!["b".to_owned()], vec!["unterminated at 2 (4)".to_owned()]));
+    assert_eq!(
+        drain_all(&mut tailer),
+        (vec!["b".to_owned()], vec!["unterminated at 2 (4)".to_owned()])
+    );
 }
 
 #[test]
@@ -140,12 +151,19 @@ fn a_glob_follows_each_family_in_its_own_order() {
     fixture.append(&lines("b", 0..2));
     append(&other, &lines("x", 0..3));
     append(&fixture.logs.join("ignored.txt"), &lines("i", 0..3));
-    let mut config = TailConfig::new(vec![fixture.logs.join("*.log").display().to_string()], fixture.state.clone());
+    let mut config = TailConfig::new(
+        vec![fixture.logs.join("*.log").display().to_string()],
+        fixture.state.clone(),
+    );
     config.scan_interval = std::time::Duration::ZERO;
     let mut tailer = Tailer::open(config).expect("open tailer");
     let (got, events) = drain_all(&mut tailer);
     assert_eq!(events, Vec::<String>::new());
-    let audit: Vec<String> = got.iter().filter(|line| !line.starts_with('x')).cloned().collect();
+    let audit: Vec<String> = got
+        .iter()
+        .filter(|line| !line.starts_with('x'))
+        .cloned()
+        .collect();
     let mut want = expected("a", 0..2);
     want.extend(expected("b", 0..2));
     assert_eq!(audit, want);
@@ -167,11 +185,19 @@ fn a_file_truncated_before_its_turn_is_noticed_and_its_new_content_read() {
     let batch = tailer.poll(1, usize::MAX);
     assert_eq!(batch.len(), 1);
     tailer.ack_batch(&batch);
-    OpenOptions::new().write(true).open(fixture.live()).expect("open").set_len(0).expect("truncate");
+    OpenOptions::new()
+        .write(true)
+        .open(fixture.live())
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
     fixture.append(&lines("c", 0..2));
     let (got, events) = drain_all(&mut tailer);
     let mut want = expected("a", 1..3);
     want.extend(expected("c", 0..2));
     assert_eq!(got, want);
-    assert_eq!(events, [format!("loss Truncated at 0 {:?}", LostBytes::AtLeast(8))]);
+    assert_eq!(
+        events,
+        [format!("loss Truncated at 0 {:?}", LostBytes::AtLeast(8))]
+    );
 }

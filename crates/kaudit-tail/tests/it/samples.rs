@@ -8,7 +8,10 @@ use kaudit_tail::{TailConfig, Tailer};
 
 use crate::support::{AckMode, drain, gzip_to};
 
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples/kube-apiserver-1.26/log");
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/samples/kube-apiserver-1.26/log"
+);
 
 /// The sample directory, or `None` (with a notice) when it is absent outside CI.
 fn sample_dir() -> Option<PathBuf> {
@@ -16,7 +19,10 @@ fn sample_dir() -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "sample directory {SAMPLE} is missing");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "sample directory {SAMPLE} is missing"
+    );
     eprintln!("skipping: sample directory {SAMPLE} is missing");
     None
 }
@@ -25,7 +31,13 @@ fn sample_dir() -> Option<PathBuf> {
 fn expected_lines(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .expect("list sample")
-        .map(|entry| entry.expect("sample entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("sample entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name != "audit.log")
         .collect();
     names.sort();
@@ -54,7 +66,11 @@ fn check_replay(sample: &Path, include: String, max_lines: usize) {
     let mut again = Tailer::open(TailConfig::new(vec![include.clone()], state.path().to_path_buf()))
         .expect("reopen tailer");
     let drained = drain(&mut again, max_lines, AckMode::EachBatch);
-    assert_eq!(drained.lines.len(), 0, "lines delivered again after a restart for {include}");
+    assert_eq!(
+        drained.lines.len(),
+        0,
+        "lines delivered again after a restart for {include}"
+    );
 }
 
 #[test]
@@ -74,7 +90,11 @@ fn replay_with_compressed_backups_delivers_every_line_once_in_order() {
     let copy = tempfile::tempdir().expect("copy dir");
     for entry in fs::read_dir(&dir).expect("list sample") {
         let path = entry.expect("sample entry").path();
-        let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         if name == "audit.log" {
             fs::copy(&path, copy.path().join(&name)).expect("copy live file");
         } else {

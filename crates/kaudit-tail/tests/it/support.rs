@@ -23,7 +23,11 @@ impl Fixture {
         let logs = dir.path().join("logs");
         let state = dir.path().join("state");
         fs::create_dir(&logs).expect("create log dir");
-        Fixture { _dir: dir, logs, state }
+        Fixture {
+            _dir: dir,
+            logs,
+            state,
+        }
     }
 
     /// The live file.
@@ -86,7 +90,11 @@ pub fn gzip_to(source: &Path, target: &Path) -> PathBuf {
 }
 
 pub fn append(path: &Path, text: &str) {
-    let mut file = OpenOptions::new().create(true).append(true).open(path).expect("open for append");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
     file.write_all(text.as_bytes()).expect("append");
 }
 
@@ -115,8 +123,13 @@ impl Drained {
             .iter()
             .filter_map(|event| match event {
                 TailEvent::Opened { .. } | TailEvent::Finished { .. } => None,
-                TailEvent::Loss(loss) => Some(format!("loss {:?} at {} {:?}", loss.cause, loss.offset, loss.lost)),
-                TailEvent::LineTooLong { offset, length, .. } => Some(format!("too long at {offset} ({length})")),
+                TailEvent::Loss(loss) => Some(format!(
+                    "loss {:?} at {} {:?}",
+                    loss.cause, loss.offset, loss.lost
+                )),
+                TailEvent::LineTooLong { offset, length, .. } => {
+                    Some(format!("too long at {offset} ({length})"))
+                }
                 TailEvent::UnterminatedLine { offset, length, .. } => {
                     Some(format!("unterminated at {offset} ({length})"))
                 }
@@ -149,7 +162,9 @@ pub fn drain(tailer: &mut Tailer, max_lines: usize, ack: AckMode) -> Drained {
         }
         empty_polls = 0;
         for line in batch.lines() {
-            drained.lines.push(String::from_utf8_lossy(line.bytes).into_owned());
+            drained
+                .lines
+                .push(String::from_utf8_lossy(line.bytes).into_owned());
             drained.positions.push(line.position);
         }
         if ack == AckMode::EachBatch {
