@@ -243,3 +243,176 @@ fn simulate_report_on_the_capture() {
     assert!(run.stdout.starts_with("RULE   LINE  LEVEL"), "{}", run.stdout);
     assert!(run.stdout.contains("\ntotal "), "{}", run.stdout);
 }
+
+/// Runs `kaudit policy coverage --json` and returns (exit code, rule name -> (status,
+/// [(policy rule, reason kind)])).
+fn coverage_of(policy: &str, rules: &[&str]) -> (i32, Vec<(String, String, Vec<(Option<u64>, String)>)>) {
+    let mut args = vec!["policy", "coverage", "--json"];
+    for r in rules {
+        args.push("--rules");
+        args.push(r);
+    }
+    args.push(policy);
+    let run = kaudit(&args, "");
+    let report: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {} {}", run.stdout, run.stderr));
+    let rules = report["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            let by = r["starved_by"]
+                .as_array()
+                .expect("starved_by")
+                .iter()
+                .map(|s| {
+                    (
+                        s["policy_rule"].as_u64(),
+                        s["reason"]["kind"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            (
+                r["name"].as_str().unwrap_or("").to_owned(),
+                r["status"].as_str().unwrap_or("").to_owned(),
+                by,
+            )
+        })
+        .collect();
+    (run.code, rules)
+}
+
+fn upstream_rules() -> Option<String> {
+    let path = Path::new(SHARED).join("conformance/falco-k8saudit/rules/k8s_audit_rules.yaml");
+    if path.is_file() {
+        return Some(path.to_string_lossy().into_owned());
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but {} is missing",
+        path.display()
+    );
+    eprintln!("notice: {} not found; skipping", path.display());
+    None
+}
+
+#[test]
+fn coverage_of_the_capture_policy() {
+    let Some(dir) = capture() else { return };
+    let policy = dir
+        .join("config/audit-policy.yaml")
+        .to_string_lossy()
+        .into_owned();
+    // kaudit's default rules.
+    let (code, rules) = coverage_of(&policy, &[]);
+    assert_eq!(code, 1, "starved rules are findings");
+    let not_covered: Vec<(&str, &str, &[(Option<u64>, String)])> = rules
+        .iter()
+        .filter(|(_, status, _)| status != "covered")
+        .map(|(n, s, b)| (n.as_str(), s.as_str(), b.as_slice()))
+        .collect();
+    let none = |i: u64| (Some(i), "level_none".to_owned());
+    let low = |i: u64| (Some(i), "level_too_low".to_owned());
+    assert_eq!(
+        not_covered,
+        vec![
+            // /livez* and /readyz* (policy rule 2 in the file, index 1) are dropped for everyone.
+            ("Anonymous Request Allowed", "partially_starved", &[none(1)][..]),
+            // Secrets are pinned at Metadata (index 3): the token secret's body is not logged.
+            (
+                "Service Account Token Secret Created",
+                "partially_starved",
+                &[low(3)][..]
+            ),
+            ("Anonymous Request Denied", "partially_starved", &[none(1)][..]),
+            ("Authentication Failed", "partially_starved", &[none(1)][..]),
+        ]
+    );
+    assert_eq!(rules.len(), 35);
+
+    // Falco's upstream rules.
+    let Some(upstream) = upstream_rules() else { return };
+    let (_, rules) = coverage_of(&policy, &[&upstream]);
+    let count = |status: &str| rules.iter().filter(|(_, s, _)| s == status).count();
+    assert_eq!(
+        (
+            rules.len(),
+            count("covered"),
+            count("partially_starved"),
+            count("never_matches")
+        ),
+        (48, 40, 3, 5)
+    );
+    let configmap = rules
+        .iter()
+        .find(|(n, _, _)| n == "Create/Modify Configmap With Private Credentials")
+        .expect("rule");
+    assert_eq!(
+        (configmap.1.as_str(), configmap.2.clone()),
+        ("partially_starved", vec![low(3)])
+    );
+
+    // A Metadata catch-all starves every body rule of the upstream file.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let metadata = write(
+        tmp.path(),
+        "m.yaml",
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    );
+    let (_, rules) = coverage_of(&metadata, &[&upstream]);
+    let starved: Vec<&str> = rules
+        .iter()
+        .filter(|(_, s, _)| s == "starved")
+        .map(|(n, _, _)| n.as_str())
+        .collect();
+    assert!(
+        starved.contains(&"Create Privileged Pod") && starved.contains(&"Attach to cluster-admin Role"),
+        "{starved:?}"
+    );
+}
+
+#[test]
+fn recommended_policies_starve_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut sets: Vec<Vec<String>> = vec![Vec::new()];
+    if let Some(upstream) = upstream_rules() {
+        sets.push(vec![upstream]);
+    }
+    for (i, rules) in sets.iter().enumerate() {
+        let out = tmp
+            .path()
+            .join(format!("recommended-{i}.yaml"))
+            .to_string_lossy()
+            .into_owned();
+        let mut args = vec!["policy", "recommend", "--out", &out];
+        for r in rules {
+            args.push("--rules");
+            args.push(r);
+        }
+        let run = kaudit(&args, "");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let text = std::fs::read_to_string(&out).expect("written");
+        // The base: health checks dropped, secrets pinned at Metadata, RequestReceived omitted.
+        assert!(
+            text.contains(
+                "nonResourceURLs: [\"/healthz*\", \"/livez*\", \"/readyz*\", \"/metrics\", \"/openapi*\"]"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("omitStages: [\"RequestReceived\"]"), "{text}");
+        assert!(
+            text.contains("resources: [\"secrets\", \"configmaps\", \"serviceaccounts/token\"]"),
+            "{text}"
+        );
+        let run = kaudit(&["policy", "validate", "--strict", &out], "");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let refs: Vec<&str> = rules.iter().map(String::as_str).collect();
+        let (code, report) = coverage_of(&out, &refs);
+        let bad: Vec<_> = report
+            .iter()
+            .filter(|(_, s, _)| s == "starved" || s == "partially_starved")
+            .collect();
+        assert!(bad.is_empty(), "{bad:?}\n{text}");
+        assert_eq!(code, 0);
+    }
+}

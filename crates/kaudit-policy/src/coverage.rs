@@ -452,8 +452,22 @@ impl Probe {
     }
 }
 
-fn show(value: &str) -> &str {
-    if value.starts_with(OTHER) { "*" } else { value }
+/// A probe value for the reader: every "any other" part becomes `*`.
+fn show(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find(OTHER) {
+        out.push_str(&rest[..at]);
+        out.push('*');
+        rest = &rest[at + OTHER.len()..];
+        // Drop the marker's kind suffix (`-user`, `-namespace`, ...).
+        if let Some(tail) = rest.strip_prefix('-') {
+            let len = tail.find(|c: char| !c.is_ascii_lowercase()).unwrap_or(tail.len());
+            rest = &tail[len..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl fmt::Display for Probe {
@@ -466,7 +480,7 @@ impl fmt::Display for Probe {
                 resource,
                 subresource,
             }) => {
-                let mut what = show(resource).to_owned();
+                let mut what = show(resource);
                 if !subresource.is_empty() {
                     what = format!("{what}/{}", show(subresource));
                 }
