@@ -240,13 +240,17 @@ impl Collection {
 /// the line is indented like the previous one (indentation means nothing inside brackets)
 /// and parsing is retried.
 fn parse_yaml(text: &str) -> Result<Vec<Node>, kaudit_yaml::YamlError> {
+    /// Each fix costs a parse of the whole text: give up after this many.
+    const MAX_FIXES: usize = 64;
     let mut current = std::borrow::Cow::Borrowed(text);
+    let mut fixes = 0;
     loop {
         let err = match kaudit_yaml::parse(&current) {
             Ok(docs) => return Ok(docs),
             Err(e) => e,
         };
-        if err.message != "invalid indentation" {
+        fixes += 1;
+        if err.message != "invalid indentation" || fixes > MAX_FIXES {
             return Err(err);
         }
         let lines: Vec<&str> = current.split('\n').collect();
