@@ -387,22 +387,13 @@ impl Chunker {
         }
     }
 
-    /// Reads until `buf` holds at least `want` bytes or the input ends.
+    /// Reads until `buf` holds at least `want` bytes or the input ends. (`read_to_end` fills
+    /// the spare capacity without zeroing it first.)
     fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<()> {
         while buf.len() < want && !self.eof {
-            let len = buf.len();
-            buf.resize(want.max(len + 1), 0);
-            match self.reader.read(&mut buf[len..]) {
-                Ok(0) => {
-                    buf.truncate(len);
-                    self.eof = true;
-                }
-                Ok(n) => buf.truncate(len + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(e);
-                }
+            let missing = (want - buf.len()) as u64;
+            if (&mut self.reader).take(missing).read_to_end(buf)? == 0 {
+                self.eof = true;
             }
         }
         Ok(())
