@@ -24,6 +24,11 @@ pub enum Command {
     /// Write a deterministic, realistic JSON-lines audit log (about 1.2 KB per event, 5%
     /// suspicious) for timing `kaudit scan`.
     Generate(GenerateArgs),
+    /// Measure intake throughput and batch latency (durable commit, detection on) against a
+    /// server, or one it starts on a temporary data directory (`--spawn`).
+    Intake(Box<super::bench_intake::IntakeArgs>),
+    /// Measure activity-search latency of typical filters through a server's API.
+    Search(super::bench_intake::SearchArgs),
 }
 
 /// Flags of `kaudit bench generate`.
@@ -44,6 +49,20 @@ pub struct GenerateArgs {
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Generate(args) => generate(&args),
+        Command::Intake(args) => super::bench_intake::run_intake(*args),
+        Command::Search(args) => super::bench_intake::run_search(args),
+    }
+}
+
+/// Calls `on_event` with each of `n` generated events (one JSON object, no line end): the
+/// events `kaudit bench generate --seed SEED` writes, in the same order.
+pub fn generate_events(seed: u64, n: u64, mut on_event: impl FnMut(&str)) {
+    let mut generator = Generator::new(seed);
+    let mut line = String::with_capacity(8192);
+    for _ in 0..n {
+        line.clear();
+        generator.next_event(&mut line);
+        on_event(&line);
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod alerts;
 pub mod bench;
+pub mod bench_intake;
 pub mod events;
 pub mod intake;
 pub mod policy;
