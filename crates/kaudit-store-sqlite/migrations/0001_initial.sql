@@ -78,10 +78,20 @@ CREATE TABLE event_raw (
 -- Free text over requestURI and object name: a trigram index holding only rowids
 -- (contentless, no positions). A query ANDs the trigrams of the searched text and then checks
 -- the real substring on the `events` row, so the index only has to narrow the candidates.
+--
+-- The writer fills it behind the inserts, thousands of rows per transaction (one sorted
+-- segment each, instead of one small segment per batch and the merging that follows), and
+-- records how far it got. Searches check rows above that mark directly, so results are
+-- complete at any moment.
 CREATE VIRTUAL TABLE events_text USING fts5 (
     request_uri, name,
     content = '', contentless_delete = 1, detail = none, tokenize = 'trigram'
 );
+CREATE TABLE text_index_state (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    indexed_upto INTEGER NOT NULL
+);
+INSERT INTO text_index_state (id, indexed_upto) VALUES (1, 0);
 
 CREATE TABLE alerts (
     id                 INTEGER PRIMARY KEY,

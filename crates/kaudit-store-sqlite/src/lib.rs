@@ -131,6 +131,13 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Adds every event not yet in the free-text index to it now (the writer otherwise does
+    /// so in chunks behind the inserts and when idle). Searches are complete either way; this
+    /// only moves work, e.g. before measuring search latency.
+    pub fn index_pending_text(&self) -> Result<()> {
+        self.writer.call(|w| w.index_all_text())
+    }
+
     /// Runs `f` on a pooled reader connection.
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.readers.lock().ok().and_then(|mut pool| pool.pop());

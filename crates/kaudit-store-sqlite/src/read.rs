@@ -60,6 +60,11 @@ impl Where {
     }
 }
 
+/// Rows the trigram query (the parameter) may match: those the index covers and matches, and
+/// those it does not cover yet.
+const TEXT_CANDIDATES: &str = "(e.id > (SELECT indexed_upto FROM text_index_state WHERE id = 1)
+    OR e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?))";
+
 /// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
 fn like_contains(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
@@ -139,10 +144,7 @@ fn event_where(filter: &EventFilter) -> Where {
     if let Some(name) = &filter.name {
         // No (name, time) index: too costly to maintain. The trigram index finds candidates.
         if let Some(query) = trigram_query(name) {
-            w.add(
-                "e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)",
-                [Value::Text(query)],
-            );
+            w.add(TEXT_CANDIDATES, [Value::Text(query)]);
         }
         w.add("e.name = ?", [Value::Text(name.clone())]);
     }
@@ -160,10 +162,7 @@ fn event_where(filter: &EventFilter) -> Where {
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
         let pattern = like_contains(text);
         if let Some(query) = trigram_query(text) {
-            w.add(
-                "e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)",
-                [Value::Text(query)],
-            );
+            w.add(TEXT_CANDIDATES, [Value::Text(query)]);
         }
         w.add(
             "(e.request_uri LIKE ? ESCAPE '\\' OR e.name LIKE ? ESCAPE '\\')",

@@ -22,6 +22,12 @@ impl Harness for SqliteHarness {
         &self.store
     }
 
+    fn settle(&self) {
+        self.store
+            .index_pending_text()
+            .unwrap_or_else(|e| panic!("index_pending_text: {e}"));
+    }
+
     fn fail_inserts_of(&self, audit_id: &str) {
         let conn = Connection::open(self.store.path()).unwrap_or_else(|e| panic!("open: {e}"));
         let sql = format!(

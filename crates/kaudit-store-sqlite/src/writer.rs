@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use kaudit_store::{
@@ -149,7 +149,16 @@ impl Drop for WriterHandle {
 
 /// The writer thread's loop: take what is queued, run it in one transaction, commit, answer.
 fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
-    while let Ok(first) = receiver.recv() {
+    loop {
+        let first = match receiver.recv_timeout(TEXT_INDEX_IDLE) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                // Idle: index whatever is left, however little.
+                writer.index_text(1);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let mut jobs = vec![first];
         while jobs.len() < max_jobs {
             match receiver.try_recv() {
@@ -161,8 +170,36 @@ fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
         for job in jobs {
             job.finish(committed.clone());
         }
+        writer.index_text(TEXT_INDEX_CHUNK);
     }
 }
+
+/// Adds the next rows (at most [`TEXT_INDEX_CHUNK`]) to the trigram index if at least
+/// `min_rows` wait, and moves the mark; returns the rows added. Runs inside a transaction.
+fn fill_text_index(conn: &Connection, min_rows: i64) -> rusqlite::Result<i64> {
+    let (done, newest): (i64, i64) = conn.query_row(
+        "SELECT (SELECT indexed_upto FROM text_index_state WHERE id = 1), COALESCE(MAX(id), 0) FROM events",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if newest - done < min_rows.max(1) {
+        return Ok(0);
+    }
+    let upto = newest.min(done + TEXT_INDEX_CHUNK);
+    conn.prepare_cached(
+        "INSERT INTO events_text (rowid, request_uri, name)
+         SELECT id, request_uri, name FROM events WHERE id > ?1 AND id <= ?2",
+    )?
+    .execute(params![done, upto])?;
+    conn.prepare_cached("UPDATE text_index_state SET indexed_upto = ?1 WHERE id = 1")?
+        .execute(params![upto])?;
+    Ok(upto - done)
+}
+
+/// Rows added to the trigram index per transaction.
+const TEXT_INDEX_CHUNK: i64 = 8192;
+/// After this long without writes, the writer indexes the remaining rows.
+const TEXT_INDEX_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Copies committed WAL pages into the database file, off the writer thread, after commits
 /// (at most every 100 ms). A passive checkpoint never blocks the writer or readers; the writer
@@ -221,6 +258,28 @@ impl Writer {
         outcome
     }
 
+    /// Adds the next rows (at most [`TEXT_INDEX_CHUNK`]) to the trigram index in their own
+    /// transaction, if at least `min_rows` are waiting. A failure leaves the mark where it was:
+    /// the rows stay searchable by scan and are indexed on a later try.
+    fn index_text(&mut self, min_rows: i64) {
+        let _ = self.try_index_text(min_rows);
+    }
+
+    fn try_index_text(&mut self, min_rows: i64) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let filled = fill_text_index(&self.conn, min_rows).and_then(|_| self.conn.execute_batch("COMMIT"));
+        if filled.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        filled
+    }
+
+    /// Indexes every waiting row (inside the caller's savepoint).
+    pub(crate) fn index_all_text(&mut self) -> Result<()> {
+        while fill_text_index(&self.conn, 1).map_err(|e| StoreError::backend("indexing text", e))? > 0 {}
+        Ok(())
+    }
+
     /// Stores an encoded batch (inside the caller's savepoint).
     pub(crate) fn insert_batch(&mut self, batch: &EncodedBatch) -> Result<BatchOutcome> {
         let fail = |e| StoreError::backend("inserting a batch", e);
@@ -228,10 +287,6 @@ impl Writer {
         let mut insert_raw = self
             .conn
             .prepare_cached("INSERT INTO event_raw (id, raw) VALUES (?1, ?2)")
-            .map_err(fail)?;
-        let mut insert_text = self
-            .conn
-            .prepare_cached("INSERT INTO events_text (rowid, request_uri, name) VALUES (?1, ?2, ?3)")
             .map_err(fail)?;
         let mut outcome = Vec::with_capacity(batch.events.len());
         let mut per_intake: HashMap<i64, (i64, i64)> = HashMap::new();
@@ -270,9 +325,6 @@ impl Writer {
             }
             let id = self.conn.last_insert_rowid();
             insert_raw.execute(params![id, event.raw_zstd]).map_err(fail)?;
-            insert_text
-                .execute(params![id, f.request_uri, f.name])
-                .map_err(fail)?;
             if let Some(intake) = f.intake_id {
                 let entry = per_intake.entry(intake.0).or_insert((0, f.time_ns));
                 entry.0 += 1;
