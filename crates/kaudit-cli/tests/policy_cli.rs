@@ -246,7 +246,13 @@ fn simulate_report_on_the_capture() {
 
 /// Runs `kaudit policy coverage --json` and returns (exit code, rule name -> (status,
 /// [(policy rule, reason kind)])).
-fn coverage_of(policy: &str, rules: &[&str]) -> (i32, Vec<(String, String, Vec<(Option<u64>, String)>)>) {
+/// (policy rule index, reason kind) of one starvation.
+type StarvedBy = (Option<u64>, String);
+
+/// (rule name, status, starvations) of one detection rule.
+type Verdict = (String, String, Vec<StarvedBy>);
+
+fn coverage_of(policy: &str, rules: &[&str]) -> (i32, Vec<Verdict>) {
     let mut args = vec!["policy", "coverage", "--json"];
     for r in rules {
         args.push("--rules");
@@ -306,7 +312,7 @@ fn coverage_of_the_capture_policy() {
     // kaudit's default rules.
     let (code, rules) = coverage_of(&policy, &[]);
     assert_eq!(code, 1, "starved rules are findings");
-    let not_covered: Vec<(&str, &str, &[(Option<u64>, String)])> = rules
+    let not_covered: Vec<(&str, &str, &[StarvedBy])> = rules
         .iter()
         .filter(|(_, status, _)| status != "covered")
         .map(|(n, s, b)| (n.as_str(), s.as_str(), b.as_slice()))

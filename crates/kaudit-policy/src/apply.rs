@@ -97,9 +97,7 @@ pub fn strip_managed_fields(value: &str) -> Cow<'_, str> {
                 }
             }
             "rows" if kind.as_deref() == Some("Table") && json::kind(member) == Some(Kind::Array) => {
-                let stripped = map_elements(member, |row| {
-                    map_member(row, "object", |object| strip_object_metadata(object))
-                });
+                let stripped = map_elements(member, |row| map_member(row, "object", strip_object_metadata));
                 if let Cow::Owned(text) = stripped {
                     edits.push(Edit::replace(value, member, text));
                 }
@@ -241,7 +239,7 @@ fn splice(raw: &str, edits: &[Edit]) -> String {
                 while before > 0 && is_blank(bytes[before - 1]) {
                     before -= 1;
                 }
-                if before > 0 && bytes[before - 1] == b',' && before - 1 >= copied {
+                if before > 0 && bytes[before - 1] == b',' && before > copied {
                     // `,"key":value`: drop from the comma.
                     out.push_str(&raw[copied..before - 1]);
                     copied = edit.end;

@@ -69,10 +69,8 @@ pub fn request_attributes(event: &AuditEvent<'_>) -> RequestAttributes {
                 name.clear();
             }
         }
-        "list" | "watch" => {
-            if name.is_empty() {
-                name = query.and_then(field_selector_name).unwrap_or_default();
-            }
+        "list" | "watch" if name.is_empty() => {
+            name = query.and_then(field_selector_name).unwrap_or_default();
         }
         "deletecollection" => name.clear(),
         _ => {}
@@ -151,12 +149,10 @@ pub fn parse_resource_path(path: &str) -> Option<ResourcePath> {
         proxy = parts[0] == "proxy";
         parts.remove(0);
     }
-    if parts.first() == Some(&"namespaces") {
-        if parts.len() > 1 {
-            info.namespace = parts[1].to_owned();
-            if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
-                parts.drain(..2);
-            }
+    if parts.first() == Some(&"namespaces") && parts.len() > 1 {
+        info.namespace = parts[1].to_owned();
+        if parts.len() > 2 && !matches!(parts[2], "status" | "finalize") {
+            parts.drain(..2);
         }
     }
     if let Some(resource) = parts.first() {

@@ -901,20 +901,26 @@ fn or(a: Tri, b: Tri) -> Tri {
 /// The condition on a (possibly partial) probe.
 fn evaluate(condition: &Condition, probe: &Probe) -> Tri {
     match condition {
-        Condition::And(children) => children.iter().fold(Some(true), |acc, c| {
-            if acc == Some(false) {
-                acc
-            } else {
-                and(acc, evaluate(c, probe))
+        Condition::And(children) => {
+            let mut acc = Some(true);
+            for child in children {
+                acc = and(acc, evaluate(child, probe));
+                if acc == Some(false) {
+                    break;
+                }
             }
-        }),
-        Condition::Or(children) => children.iter().fold(Some(false), |acc, c| {
-            if acc == Some(true) {
-                acc
-            } else {
-                or(acc, evaluate(c, probe))
+            acc
+        }
+        Condition::Or(children) => {
+            let mut acc = Some(false);
+            for child in children {
+                acc = or(acc, evaluate(child, probe));
+                if acc == Some(true) {
+                    break;
+                }
             }
-        }),
+            acc
+        }
         Condition::Not(child) => evaluate(child, probe).map(|b| !b),
         Condition::Opaque { needs } => {
             if hidden_by_level(*needs, probe) {
@@ -1100,8 +1106,13 @@ fn check(field: &str, op: CheckOp, literals: &[String], needs: Level, probe: &Pr
         };
     }
     let is = |v: &str, l: &str| v == l;
-    let any =
-        |pred: &dyn Fn(&str) -> Tri| -> Tri { values.iter().fold(Some(false), |acc, v| or(acc, pred(v))) };
+    let any = |pred: &dyn Fn(&str) -> Tri| -> Tri {
+        let mut acc = Some(false);
+        for v in &values {
+            acc = or(acc, pred(v));
+        }
+        acc
+    };
     match op {
         CheckOp::Exists => Some(true),
         CheckOp::Eq => any(&|v| Some(literals.iter().any(|l| is(v, l)))),

@@ -571,7 +571,8 @@ fn hint_for(name: &str, known: &[&str], what: &str) -> String {
     {
         return format!(" (did you mean \"{close}\"?)");
     }
-    let elsewhere = match what {
+
+    match what {
         "resources entry" if RULE_FIELDS.contains(&name) => {
             format!(
                 "; \"{name}\" belongs to the rule, not to a resources entry, so the rule does not restrict it"
@@ -587,8 +588,7 @@ fn hint_for(name: &str, known: &[&str], what: &str) -> String {
             format!("; \"{name}\" is a field of a rule (under rules:), not of the policy")
         }
         _ => String::new(),
-    };
-    elsewhere
+    }
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -137,7 +137,7 @@ fn assemble(base: &Policy, added: &[(PolicyRule, String)], keep_request_received
 
 fn sorted(added: &[(PolicyRule, String)]) -> Vec<(PolicyRule, String)> {
     let mut list = added.to_vec();
-    list.sort_by(|a, b| b.0.level.cmp(&a.0.level));
+    list.sort_by_key(|entry| std::cmp::Reverse(entry.0.level));
     list
 }
 

@@ -136,7 +136,8 @@ fn attributes_from_events() {
 
 #[test]
 fn resource_paths_parse_like_the_apiserver() {
-    let cases: &[(&str, Option<(&str, &str, &str, &str, &str)>)] = &[
+    type Parsed<'a> = Option<(&'a str, &'a str, &'a str, &'a str, &'a str)>;
+    let cases: &[(&str, Parsed)] = &[
         (
             "/api/v1/namespaces/a/pods/p/log",
             Some(("", "a", "pods", "p", "log")),
