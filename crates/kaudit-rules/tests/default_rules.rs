@@ -202,7 +202,8 @@ fn check_rule_metadata(rule: &kaudit_rules::RuleInfo) -> Vec<String> {
         "%ka.useragent",
     ] {
         let anonymous = ANONYMOUS_RULES.contains(&rule.name.as_str());
-        if !rule.output.contains(field) && !(anonymous && field == "%ka.user.name") {
+        let exempt = anonymous && field == "%ka.user.name";
+        if !exempt && !rule.output.contains(field) {
             problems.push(format!("output lacks {field}"));
         }
     }
