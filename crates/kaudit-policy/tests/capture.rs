@@ -110,3 +110,86 @@ fn policy_in_force_reproduces_every_recorded_level() {
         "every logging rule is used: {per_rule:?}"
     );
 }
+
+/// Removes `metadata.managedFields` from an object, every `items[]` and every
+/// `rows[].object` of a parsed body, for comparison.
+fn without_managed_fields(value: &mut serde_json::Value) {
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("managedFields");
+    }
+    if let Some(items) = value.get_mut("items").and_then(|i| i.as_array_mut()) {
+        items.iter_mut().for_each(without_managed_fields);
+    }
+    if value.get("kind").and_then(|k| k.as_str()) == Some("Table")
+        && let Some(rows) = value.get_mut("rows").and_then(|r| r.as_array_mut())
+    {
+        for row in rows {
+            if let Some(object) = row.get_mut("object") {
+                without_managed_fields(object);
+            }
+        }
+    }
+}
+
+#[test]
+fn applying_lower_levels_and_managed_fields_to_the_capture() {
+    let Some(dir) = capture() else { return };
+    let mut stripped_bodies = 0;
+    let mut managed_fields_removed = 0;
+    for (name, bytes) in log_files(&dir) {
+        read_input(
+            &bytes,
+            |located| {
+                let event = &located.event;
+                let raw = event.raw();
+                let original: serde_json::Value = serde_json::from_str(raw).expect("event is JSON");
+                // Metadata: both bodies go, `level` becomes Metadata, nothing else changes.
+                let metadata = kaudit_policy::Decision {
+                    level: kaudit_model::Level::Metadata,
+                    omit_stages: kaudit_policy::StageSet::EMPTY,
+                    omit_managed_fields: false,
+                    rule: None,
+                };
+                let applied = apply_decision(raw, &metadata).expect("kept");
+                let mut expected = original.clone();
+                let object = expected.as_object_mut().expect("object");
+                if object.remove("requestObject").is_some() | object.remove("responseObject").is_some() {
+                    stripped_bodies += 1;
+                }
+                object.insert("level".into(), "Metadata".into());
+                let got: serde_json::Value = serde_json::from_str(&applied).expect("applied event is JSON");
+                assert_eq!(got, expected, "{name} {}", located.position);
+                // Same level with omitManagedFields: only managedFields go (patch bodies kept).
+                let level = event
+                    .level
+                    .as_deref()
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(kaudit_model::Level::Metadata);
+                let strip = kaudit_policy::Decision {
+                    level,
+                    omit_managed_fields: true,
+                    ..metadata
+                };
+                let applied = apply_decision(raw, &strip).expect("kept");
+                let mut expected = original.clone();
+                let patch = event.verb.as_deref() == Some("patch");
+                for key in ["requestObject", "responseObject"] {
+                    if key == "requestObject" && patch {
+                        continue;
+                    }
+                    if let Some(body) = expected.get_mut(key) {
+                        without_managed_fields(body);
+                    }
+                }
+                if applied.len() < raw.len() {
+                    managed_fields_removed += 1;
+                }
+                let got: serde_json::Value = serde_json::from_str(&applied).expect("applied event is JSON");
+                assert_eq!(got, expected, "{name} {}", located.position);
+            },
+            |_| {},
+        );
+    }
+    assert!(stripped_bodies > 500, "{stripped_bodies}");
+    assert!(managed_fields_removed > 100, "{managed_fields_removed}");
+}
