@@ -12,5 +12,7 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_else(|e| panic!("printed condition does not parse: {printed:?}: {e:?}"));
         assert_eq!(printed, kaudit_rules_syntax::to_condition_string(&reparsed));
     }
-    let _ = kaudit_rules_syntax::parse_template(&text, |name| name.starts_with("ka.") || name.starts_with("jevt."));
+    let _ = kaudit_rules_syntax::parse_template(&text, |name| {
+        name.starts_with("ka.") || name.starts_with("jevt.")
+    });
 });

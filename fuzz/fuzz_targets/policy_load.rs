@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
             let requests = [
                 kaudit_policy::RequestAttributes::default(),
                 kaudit_policy::RequestAttributes {
-                    user: Some(kaudit_policy::User { name: "alice".into(), groups: vec!["dev".into()] }),
+                    user: Some(kaudit_policy::User {
+                        name: "alice".into(),
+                        groups: vec!["dev".into()],
+                    }),
                     verb: "get".into(),
                     path: "/api/v1/namespaces/a/pods/p".into(),
                     resource_request: true,
@@ -31,11 +34,18 @@ fuzz_target!(|data: &[u8]| {
                 let event = r#"{"level":"RequestResponse","stage":"ResponseComplete","verb":"get","responseObject":{"metadata":{"managedFields":[]}}}"#;
                 let _ = kaudit_policy::apply_decision(event, &decision);
             }
-            let _ = kaudit_policy::Loaded { policy, warnings: loaded.warnings }.into_strict();
+            let _ = kaudit_policy::Loaded {
+                policy,
+                warnings: loaded.warnings,
+            }
+            .into_strict();
         }
         Err(err) => {
             for diagnostic in err.diagnostics() {
-                assert!(diagnostic.span.line <= lines, "diagnostic outside the text: {diagnostic}");
+                assert!(
+                    diagnostic.span.line <= lines,
+                    "diagnostic outside the text: {diagnostic}"
+                );
             }
         }
     }
