@@ -26,6 +26,14 @@
 //! Data that can no longer be read (a file pruned before it was read, a truncated file) is
 //! reported as a [`Loss`] when the file was known.
 //!
+//! Identity: a file is known by a hash of its first line (see [`Fingerprint`]), which
+//! survives rename and gzip. Every audit line carries a unique `auditID` and timestamps, so
+//! first lines are unique; two files starting with the same line would be taken for one.
+//!
+//! Known loss windows: a file created and deleted between two scans (or while no tailer
+//! runs) is never seen, so its loss cannot be reported; copytruncate loses what was written
+//! between the last read and the truncation (reported as at least what was seen).
+//!
 //! Unix only (device and inode numbers identify open files).
 //!
 //! ```no_run
