@@ -107,6 +107,9 @@ pub struct AuditEvent<'a> {
     request_object: Option<&'a str>,
     response_object: Option<&'a str>,
     annotations: Option<&'a str>,
+    /// Whether `stageTimestamp` was a JSON string: only a string is a time, while `Text`
+    /// renders a number as its digits.
+    stage_timestamp_is_string: bool,
 }
 
 /// An identity (`user` or `impersonatedUser`).
@@ -172,8 +175,14 @@ impl<'a> AuditEvent<'a> {
     /// Reads one event from the raw text of a JSON object. The event borrows `raw`.
     pub fn parse(raw: &'a str) -> Result<AuditEvent<'a>, EventError> {
         let r: RawEvent<'a> = serde_json::from_str(raw).map_err(|e| EventError::Json(e.to_string()))?;
+        Ok(AuditEvent::from_members(raw, r))
+    }
+
+    /// Builds the event from the members of its one parse (input framing parses an object
+    /// once, then decides from the same members whether it is an event or an `EventList`).
+    pub(crate) fn from_members(raw: &'a str, r: RawEvent<'a>) -> AuditEvent<'a> {
         let text = |v: Option<&'a RawValue>| v.map(|v| Text::from_raw(v.get()));
-        Ok(AuditEvent {
+        AuditEvent {
             raw: raw.trim_matches(json::is_json_space),
             kind: text(r.kind),
             api_version: text(r.api_version),
@@ -193,7 +202,10 @@ impl<'a> AuditEvent<'a> {
             request_object: r.request_object.map(RawValue::get),
             response_object: r.response_object.map(RawValue::get),
             annotations: r.annotations.map(RawValue::get),
-        })
+            stage_timestamp_is_string: r
+                .stage_timestamp
+                .is_some_and(|v| json::kind(v.get()) == Some(json::Kind::String)),
+        }
     }
 
     /// The event's JSON text as read (leading and trailing blanks removed).
@@ -211,11 +223,7 @@ impl<'a> AuditEvent<'a> {
     }
 
     fn stage_timestamp_raw(&self) -> Option<&str> {
-        // Only a JSON string counts; `Text` renders a number as its digits, which Go's
-        // time parser would reject too, so parsing the rendered text gives the same answer
-        // except for a number, handled here.
-        let raw = json::member(self.raw, "stageTimestamp")?;
-        if json::kind(raw) != Some(json::Kind::String) {
+        if !self.stage_timestamp_is_string {
             return None;
         }
         self.stage_timestamp.as_deref()
@@ -390,17 +398,22 @@ fn keep_null<'de, D: Deserializer<'de>>(de: D) -> Result<Option<&'de RawValue>, 
     <&'de RawValue>::deserialize(de).map(Some)
 }
 
+/// The top-level members of an object, each as raw JSON text: one parse serves both the
+/// framing decision (kind, items, auditID) and the event.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawEvent<'a> {
+pub(crate) struct RawEvent<'a> {
+    /// `items`, read only to recognise an `EventList`.
+    #[serde(borrow, default)]
+    pub(crate) items: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "keep_null")]
-    kind: Option<&'a RawValue>,
+    pub(crate) kind: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "keep_null")]
     api_version: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "keep_null")]
     level: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "keep_null", rename = "auditID")]
-    audit_id: Option<&'a RawValue>,
+    pub(crate) audit_id: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "keep_null")]
     stage: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "keep_null", rename = "requestURI")]

@@ -9,10 +9,9 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{AuditEvent, EventError};
+use crate::event::{AuditEvent, EventError, RawEvent};
 use crate::json;
 
 /// Where an event or a skipped piece of input starts.
@@ -285,16 +284,6 @@ fn offset_in(outer: &str, inner: &str) -> usize {
     (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    items: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "auditID")]
-    audit_id: Option<&'a RawValue>,
-}
-
 /// Arrays of events may nest (an `EventList` inside an array inside an array); deeper than
 /// this is not audit input, and refusing it bounds the recursion below.
 pub const MAX_ARRAY_NESTING: usize = 32;
@@ -337,16 +326,16 @@ fn handle_nested<'a>(
             }
         }
         Some(json::Kind::Object) => {
-            let envelope: Envelope<'a> = match serde_json::from_str(raw) {
-                Ok(e) => e,
-                Err(e) => return sink.skip(position, SkipReason::InvalidJson(e.to_string())),
+            let members: RawEvent<'a> = match serde_json::from_str(raw) {
+                Ok(m) => m,
+                Err(e) => return sink.skip(position, object_error(raw, e)),
             };
-            let kind = envelope.kind.map(|k| json::render(k.get()));
+            let kind = members.kind.map(|k| json::render(k.get()));
             match kind.as_deref() {
-                Some("EventList") => match envelope.items.map(|i| json::kind(i.get())) {
+                Some("EventList") => match members.items.map(|i| json::kind(i.get())) {
                     Some(Some(json::Kind::Array)) => {
                         let items =
-                            json::elements(envelope.items.map_or("[]", RawValue::get)).unwrap_or_default();
+                            json::elements(members.items.map_or("[]", RawValue::get)).unwrap_or_default();
                         for (i, item) in items.into_iter().enumerate() {
                             let line = index.line_of(offset_in(index.text, item)).max(position.line);
                             handle_event(item, Position { line, item: Some(i) }, sink);
@@ -357,14 +346,16 @@ fn handle_nested<'a>(
                         SkipReason::NotAnEvent("EventList without an items array".into()),
                     ),
                 },
-                Some("Event") => handle_event(raw, position, sink),
-                None if envelope.audit_id.is_some() => handle_event(raw, position, sink),
+                Some("Event") => emit(AuditEvent::from_members(raw, members), position, sink),
+                None if members.audit_id.is_some() => {
+                    emit(AuditEvent::from_members(raw, members), position, sink)
+                }
                 None => sink.skip(
                     position,
                     SkipReason::NotAnEvent("object without kind or auditID".into()),
                 ),
                 Some(_) => {
-                    let shown = envelope.kind.map_or("", RawValue::get);
+                    let shown = members.kind.map_or("", RawValue::get);
                     sink.skip(position, SkipReason::NotAnEvent(format!("kind {shown}")))
                 }
             }
@@ -379,6 +370,15 @@ fn handle_nested<'a>(
     }
 }
 
+/// Why an object could not be read: not JSON at all, or JSON whose members are not those of
+/// an event (a duplicate member, for instance).
+fn object_error(raw: &str, err: serde_json::Error) -> SkipReason {
+    match serde_json::from_str::<serde::de::IgnoredAny>(raw) {
+        Ok(_) => SkipReason::MalformedEvent(err.to_string()),
+        Err(_) => SkipReason::InvalidJson(err.to_string()),
+    }
+}
+
 fn handle_event<'a>(raw: &'a str, position: Position, sink: &mut Sink<'_, 'a>) {
     if json::kind(raw) != Some(json::Kind::Object) {
         return sink.skip(
@@ -386,10 +386,15 @@ fn handle_event<'a>(raw: &'a str, position: Position, sink: &mut Sink<'_, 'a>) {
             SkipReason::NotAnEvent("EventList item is not an object".into()),
         );
     }
-    let event = match AuditEvent::parse(raw) {
-        Ok(e) => e,
-        Err(e) => return sink.skip(position, SkipReason::MalformedEvent(e.to_string())),
-    };
+    match AuditEvent::parse(raw) {
+        Ok(event) => emit(event, position, sink),
+        Err(e) => sink.skip(position, SkipReason::MalformedEvent(e.to_string())),
+    }
+}
+
+/// Hands an event on with its time, or skips it when `stageTimestamp` is missing or invalid
+/// (Falco drops such events too).
+fn emit<'a>(event: AuditEvent<'a>, position: Position, sink: &mut Sink<'_, 'a>) {
     match event.stage_time_nanos() {
         Ok(time_nanos) => (sink.on_event)(Located {
             position,
