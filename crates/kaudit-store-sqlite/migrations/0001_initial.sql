@@ -68,11 +68,19 @@ CREATE INDEX events_user_time ON events (username, time_ns);
 CREATE INDEX events_namespace_time ON events (namespace, time_ns);
 CREATE INDEX events_resource_time ON events (resource, time_ns);
 
--- The raw event, zstd-compressed, apart from `events` so that scans over the indexed columns
--- read a narrow table.
+-- The raw event, zstd-compressed with dictionary `dict_id` (0: none), apart from `events` so
+-- that scans over the indexed columns read a narrow table.
 CREATE TABLE event_raw (
-    id  INTEGER PRIMARY KEY,
-    raw BLOB NOT NULL
+    id      INTEGER PRIMARY KEY,
+    dict_id INTEGER NOT NULL,
+    raw     BLOB    NOT NULL
+);
+
+-- zstd dictionaries trained on this store's events; never changed once written.
+CREATE TABLE zstd_dicts (
+    id         INTEGER PRIMARY KEY,
+    dict       BLOB    NOT NULL,
+    created_ns INTEGER NOT NULL
 );
 
 -- Free text over requestURI and object name: a trigram index holding only rowids

@@ -40,6 +40,7 @@
 //! back to a scan bounded by the other filters.
 
 mod admin;
+mod compression;
 mod migrations;
 mod read;
 mod writer;
@@ -105,6 +106,7 @@ pub struct SqliteStore {
     config: SqliteConfig,
     writer: writer::WriterHandle,
     readers: Mutex<Vec<Connection>>,
+    compression: compression::Compression,
 }
 
 impl SqliteStore {
@@ -116,6 +118,7 @@ impl SqliteStore {
         migrations::migrate(&mut conn, MIGRATIONS)?;
         conn.execute_batch("PRAGMA wal_autocheckpoint = 50000")
             .map_err(|e| StoreError::backend("configuring the writer connection", e))?;
+        let compression = compression::Compression::load(&conn, config.zstd_level)?;
         let checkpoint_conn = open_connection(&path, &config)?;
         let writer = writer::WriterHandle::start(conn, checkpoint_conn, &config)?;
         Ok(SqliteStore {
@@ -123,6 +126,7 @@ impl SqliteStore {
             config,
             writer,
             readers: Mutex::new(Vec::new()),
+            compression,
         })
     }
 
@@ -185,7 +189,17 @@ fn open_connection(path: &Path, config: &SqliteConfig) -> Result<Connection> {
 
 impl EventWriter for SqliteStore {
     fn insert_batch(&self, events: &[NewEvent], alerts: &[NewAlert]) -> Result<BatchOutcome> {
-        let encoded = writer::encode_batch(events, alerts, self.config.zstd_level)?;
+        if let Some(dictionary) = self.compression.sample(events) {
+            let stored = dictionary.clone();
+            let now_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            // Without a stored dictionary events are compressed without one: correct, larger.
+            if let Ok(id) = self.writer.call(move |w| w.store_dictionary(&stored, now_ns)) {
+                self.compression.adopt(id, dictionary);
+            }
+        }
+        let encoded = writer::encode_batch(events, alerts, &self.compression)?;
         self.writer.call(move |w| w.insert_batch(&encoded))
     }
 }
@@ -200,7 +214,7 @@ impl EventQuery for SqliteStore {
     }
 
     fn get_event(&self, id: EventId) -> Result<Option<FullEvent>> {
-        self.with_reader(|c| read::get_event(c, id))
+        self.with_reader(|c| read::get_event(c, id, &self.compression))
     }
 
     fn group_events(

@@ -14,6 +14,8 @@ use kaudit_store::{
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
+use crate::compression::Compression;
+
 /// A `WHERE` clause under construction.
 #[derive(Default)]
 struct Where {
@@ -332,25 +334,30 @@ pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> Result<u6
     )
 }
 
-pub(crate) fn get_event(conn: &Connection, id: EventId) -> Result<Option<FullEvent>> {
+pub(crate) fn get_event(
+    conn: &Connection,
+    id: EventId,
+    compression: &Compression,
+) -> Result<Option<FullEvent>> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS}, r.raw FROM events e JOIN event_raw r ON r.id = e.id WHERE e.id = ?1"
+        "SELECT {EVENT_COLUMNS}, r.dict_id, r.raw FROM events e JOIN event_raw r ON r.id = e.id WHERE e.id = ?1"
     );
     let mut statement = conn
         .prepare_cached(&sql)
         .map_err(sql_error("preparing an event lookup"))?;
     let found = statement
         .query_row([id.0], |row| {
-            let raw: Vec<u8> = row.get(23)?;
-            Ok((event_from_row(row), raw))
+            let dict_id: i64 = row.get(23)?;
+            let raw: Vec<u8> = row.get(24)?;
+            Ok((event_from_row(row), dict_id, raw))
         })
         .optional()
         .map_err(sql_error("reading an event"))?;
-    let Some((event, raw)) = found else {
+    let Some((event, dict_id, raw)) = found else {
         return Ok(None);
     };
     let event = event?;
-    let bytes = zstd::decode_all(&raw[..]).map_err(|e| corrupt("event_raw.raw", e))?;
+    let bytes = compression.decompress(conn, dict_id, &raw)?;
     let raw_json = String::from_utf8(bytes).map_err(|e| corrupt("event_raw.raw", e))?;
     Ok(Some(FullEvent { event, raw_json }))
 }

@@ -1,7 +1,6 @@
 //! The writer thread: one connection, a bounded request queue, group commit with one savepoint
 //! per request; and the write operations that run on it (batches, retention).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -14,6 +13,7 @@ use kaudit_store::{
 use rusqlite::{Connection, params};
 
 use crate::SqliteConfig;
+use crate::compression::Compression;
 
 /// A write request: runs inside the group transaction, answered after the commit.
 trait Job: Send {
@@ -286,7 +286,7 @@ impl Writer {
         let mut insert_event = self.conn.prepare_cached(INSERT_EVENT).map_err(fail)?;
         let mut insert_raw = self
             .conn
-            .prepare_cached("INSERT INTO event_raw (id, raw) VALUES (?1, ?2)")
+            .prepare_cached("INSERT INTO event_raw (id, dict_id, raw) VALUES (?1, ?2, ?3)")
             .map_err(fail)?;
         let mut outcome = Vec::with_capacity(batch.events.len());
         let mut per_intake: HashMap<i64, (i64, i64)> = HashMap::new();
@@ -324,7 +324,9 @@ impl Writer {
                 continue;
             }
             let id = self.conn.last_insert_rowid();
-            insert_raw.execute(params![id, event.raw_zstd]).map_err(fail)?;
+            insert_raw
+                .execute(params![id, batch.dict_id, event.raw_zstd])
+                .map_err(fail)?;
             if let Some(intake) = f.intake_id {
                 let entry = per_intake.entry(intake.0).or_insert((0, f.time_ns));
                 entry.0 += 1;
@@ -376,6 +378,17 @@ impl Writer {
             events: outcome,
             alerts_stored,
         })
+    }
+
+    /// Stores a trained compression dictionary; returns its id.
+    pub(crate) fn store_dictionary(&mut self, bytes: &[u8], now_ns: i64) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO zstd_dicts (dict, created_ns) VALUES (?1, ?2)",
+                params![bytes, now_ns],
+            )
+            .map_err(|e| StoreError::backend("storing a compression dictionary", e))?;
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Deletes one retention chunk (inside the caller's savepoint).
@@ -458,6 +471,7 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (
 pub(crate) struct EncodedBatch {
     events: Vec<EncodedEvent>,
     alerts: Vec<EncodedAlert>,
+    dict_id: i64,
 }
 
 struct EncodedEvent {
@@ -473,17 +487,12 @@ struct EncodedAlert {
     tags_json: String,
 }
 
-thread_local! {
-    /// A zstd compressor per calling thread, with its level, reused across batches.
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
-}
-
 /// Checks a batch and prepares it for the writer thread: alert positions in range, raw events
 /// compressed, dedupe keys computed.
 pub(crate) fn encode_batch(
     events: &[NewEvent],
     alerts: &[NewAlert],
-    zstd_level: i32,
+    compression: &Compression,
 ) -> Result<EncodedBatch> {
     for (position, alert) in alerts.iter().enumerate() {
         if alert.event_index >= events.len() {
@@ -497,30 +506,17 @@ pub(crate) fn encode_batch(
             });
         }
     }
-    let encoded_events = COMPRESSOR.with(|cell| -> Result<Vec<EncodedEvent>> {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(level, _)| *level != zstd_level) {
-            let compressor = zstd::bulk::Compressor::new(zstd_level)
-                .map_err(|e| StoreError::backend("creating the zstd compressor", e))?;
-            *slot = Some((zstd_level, compressor));
-        }
-        let Some((_, compressor)) = slot.as_mut() else {
-            return Err(StoreError::Closed);
-        };
-        events
-            .iter()
-            .map(|event| {
-                Ok(EncodedEvent {
-                    dedupe: dedupe_integer(&event.fields),
-                    groups_json: json_string_array(&event.fields.groups),
-                    raw_zstd: compressor
-                        .compress(event.raw_json.as_bytes())
-                        .map_err(|e| StoreError::backend("compressing a raw event", e))?,
-                    fields: event.fields.clone(),
-                })
-            })
-            .collect()
-    })?;
+    let (dict_id, frames) = compression.compress(events)?;
+    let encoded_events = events
+        .iter()
+        .zip(frames)
+        .map(|(event, raw_zstd)| EncodedEvent {
+            dedupe: dedupe_integer(&event.fields),
+            groups_json: json_string_array(&event.fields.groups),
+            raw_zstd,
+            fields: event.fields.clone(),
+        })
+        .collect();
     let encoded_alerts = alerts
         .iter()
         .map(|alert| EncodedAlert {
@@ -532,6 +528,7 @@ pub(crate) fn encode_batch(
     Ok(EncodedBatch {
         events: encoded_events,
         alerts: encoded_alerts,
+        dict_id,
     })
 }
 

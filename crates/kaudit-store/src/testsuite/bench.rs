@@ -114,6 +114,8 @@ fn insert(store: Arc<dyn Store>, args: &Args) {
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = thread_cpu_seconds();
+    let process_before = process_cpu_seconds();
     let start = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
@@ -160,6 +162,66 @@ fn insert(store: Arc<dyn Store>, args: &Args) {
         ms(latencies.last().copied().unwrap_or_default()),
         clients
     );
+    let process = process_cpu_seconds() - process_before;
+    println!(
+        "  process: {process:.2} CPU s, {:.1} µs per event, {:.0} events per CPU second",
+        process * 1e6 / total.max(1) as f64,
+        total as f64 / process.max(1e-9)
+    );
+    print_thread_cpu(&cpu_before, total);
+}
+
+/// CPU seconds (user and system) this process used so far, from `/proc/self/stat`.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some(close) = stat.rfind(')') else { return 0.0 };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds used so far by each thread of this process, by thread name (Linux `/proc`;
+/// empty elsewhere). Threads that ended are not listed.
+pub fn thread_cpu_seconds() -> Vec<(String, f64)> {
+    let ticks_per_second = 100.0;
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // The name is in parentheses and may contain spaces; fields follow the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let seconds = (ticks(11) + ticks(12)) / ticks_per_second;
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 += seconds,
+            None => out.push((name, seconds)),
+        }
+    }
+    out
+}
+
+fn print_thread_cpu(before: &[(String, f64)], events: usize) {
+    for (name, seconds) in thread_cpu_seconds() {
+        let earlier = before.iter().find(|(n, _)| *n == name).map_or(0.0, |e| e.1);
+        let used = seconds - earlier;
+        if used > 0.0 && name.starts_with("kaudit") {
+            println!(
+                "  thread {name}: {used:.2} CPU s, {:.1} µs per event",
+                used * 1e6 / events.max(1) as f64
+            );
+        }
+    }
 }
 
 fn load(store: Arc<dyn Store>, args: &Args) {
