@@ -40,6 +40,12 @@ enum Command {
     Token(cmd::token::Command),
     /// Search stored alerts on a server.
     Alerts(Box<cmd::alerts::Args>),
+    /// List, show, enable and disable detection policies on a server.
+    #[command(subcommand)]
+    Policies(cmd::policies::Command),
+    /// List, show, add, replace and remove custom rule files on a server.
+    #[command(subcommand)]
+    RuleFiles(cmd::rule_files::Command),
     /// Search stored audit events on a server (activity audit).
     #[command(subcommand)]
     Events(cmd::events::Command),
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Command::Token(command) => cmd::token::run(command),
         Command::Alerts(args) => cmd::alerts::run(*args),
         Command::Events(command) => cmd::events::run(command),
+        Command::Policies(command) => cmd::policies::run(command),
+        Command::RuleFiles(command) => cmd::rule_files::run(command),
     };
     match result {
         Ok(code) => code,
