@@ -1,18 +1,22 @@
 -- Schema version 1: intakes, tokens, events (raw JSON kept apart), alerts, configuration.
 --
 -- Write cost decides the indexes. Every index is maintained on each insert, and each commit
--- writes every B-tree page it dirtied to the WAL: an index whose insert positions are spread
--- at random (a hash, an object name among tens of thousands) dirties about one page per event,
--- an index whose key starts with the event time dirties a handful of pages per batch. So:
--- * the dedupe key leads with the event time (a retried event carries the same time);
--- * a time index serves newest-first listings, time ranges and retention;
--- * (field, time) indexes only for the filters searched most whose values repeat within a
---   batch (user, namespace, resource): each costs about one page per distinct value per commit;
--- * source IP, verb, cluster, code, decision, user agent and groups are checked on the rows
---   of whichever index the planner walks (a time range keeps that walk short);
--- * object name and free text go through the trigram index, which FTS5 writes as one sorted
---   segment per transaction;
--- * the remaining filters are checked while walking one of these.
+-- writes every B-tree page it dirtied to the WAL: an index whose key starts with a value that
+-- varies within a batch (a user name among hundreds) dirties a page per distinct value per
+-- commit, an index whose key starts with the event time dirties a handful of pages per batch.
+-- So `events` itself carries only time-led indexes (the dedupe key leads with the event time,
+-- which a retried event repeats), and the value-led lookups live in derived tables that the
+-- writer fills behind the inserts, thousands of rows per transaction, sorted by key:
+--
+-- * events_by_user, events_by_namespace, events_by_resource: (value, time, id), WITHOUT ROWID;
+-- * events_text: a trigram index over requestURI and object name (one FTS5 segment per fill
+--   instead of one per batch plus the merging that follows).
+--
+-- `derived_state.indexed_upto` says how far (by event id) they are filled; they are filled in
+-- the same transaction that moves it. A search walks a derived table for the rows up to the
+-- mark and scans the rows above it (at most a few fills' worth, by rowid range), so results
+-- are complete at any moment. Other filters (verb, cluster, source IP, code, decision, user
+-- agent, groups) are checked on the rows of whichever index is walked.
 
 CREATE TABLE intakes (
     id            INTEGER PRIMARY KEY,
@@ -64,9 +68,6 @@ CREATE TABLE events (
 );
 CREATE UNIQUE INDEX events_dedupe ON events (time_ns, dedupe);
 CREATE INDEX events_time ON events (time_ns);
-CREATE INDEX events_user_time ON events (username, time_ns);
-CREATE INDEX events_namespace_time ON events (namespace, time_ns);
-CREATE INDEX events_resource_time ON events (resource, time_ns);
 
 -- The raw event, zstd-compressed with dictionary `dict_id` (0: none), apart from `events` so
 -- that scans over the indexed columns read a narrow table.
@@ -83,23 +84,36 @@ CREATE TABLE zstd_dicts (
     created_ns INTEGER NOT NULL
 );
 
--- Free text over requestURI and object name: a trigram index holding only rowids
--- (contentless, no positions). A query ANDs the trigrams of the searched text and then checks
--- the real substring on the `events` row, so the index only has to narrow the candidates.
---
--- The writer fills it behind the inserts, thousands of rows per transaction (one sorted
--- segment each, instead of one small segment per batch and the merging that follows), and
--- records how far it got. Searches check rows above that mark directly, so results are
--- complete at any moment.
+-- Derived lookups (see the top of this file).
+CREATE TABLE events_by_user (
+    username TEXT    NOT NULL,
+    time_ns  INTEGER NOT NULL,
+    id       INTEGER NOT NULL,
+    PRIMARY KEY (username, time_ns, id)
+) WITHOUT ROWID;
+CREATE TABLE events_by_namespace (
+    namespace TEXT    NOT NULL,
+    time_ns   INTEGER NOT NULL,
+    id        INTEGER NOT NULL,
+    PRIMARY KEY (namespace, time_ns, id)
+) WITHOUT ROWID;
+CREATE TABLE events_by_resource (
+    resource TEXT    NOT NULL,
+    time_ns  INTEGER NOT NULL,
+    id       INTEGER NOT NULL,
+    PRIMARY KEY (resource, time_ns, id)
+) WITHOUT ROWID;
+-- Free text: contentless (rowids only) and without positions. A query ANDs the trigrams of
+-- the searched text and then checks the real substring on the `events` row.
 CREATE VIRTUAL TABLE events_text USING fts5 (
     request_uri, name,
     content = '', contentless_delete = 1, detail = none, tokenize = 'trigram'
 );
-CREATE TABLE text_index_state (
+CREATE TABLE derived_state (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     indexed_upto INTEGER NOT NULL
 );
-INSERT INTO text_index_state (id, indexed_upto) VALUES (1, 0);
+INSERT INTO derived_state (id, indexed_upto) VALUES (1, 0);
 
 CREATE TABLE alerts (
     id                 INTEGER PRIMARY KEY,

@@ -64,7 +64,7 @@ impl Where {
 
 /// Rows the trigram query (the parameter) may match: those the index covers and matches, and
 /// those it does not cover yet.
-const TEXT_CANDIDATES: &str = "(e.id > (SELECT indexed_upto FROM text_index_state WHERE id = 1)
+const TEXT_CANDIDATES: &str = "(e.id > (SELECT indexed_upto FROM derived_state WHERE id = 1)
     OR e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?))";
 
 /// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
@@ -188,6 +188,136 @@ fn alert_where(filter: &AlertFilter) -> Where {
     w
 }
 
+/// Where the rows of an event query come from: one table expression with its conditions.
+/// A query reads the union of its sources, which never share a row.
+struct Source {
+    from: String,
+    w: Where,
+    /// Columns giving (time, id) order for this source.
+    order: (&'static str, &'static str),
+}
+
+/// A derived lookup table (see `migrations/0001_initial.sql`) that can drive a query.
+struct Lookup {
+    table: &'static str,
+}
+
+/// A user-name prefix matching more rows than this is searched by walking time instead of
+/// the user lookup: its rows would have to be sorted by time, and a common prefix finds a page
+/// of matches quickly in time order.
+const PREFIX_LOOKUP_MAX_ROWS: i64 = 20_000;
+
+/// The rows of `filter`'s query: the time index of `events` alone, or a derived lookup for the
+/// rows it covers plus a rowid-range scan of the rows above its mark.
+fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>> {
+    let mut value_condition: Option<(Lookup, String, Vec<Value>)> = None;
+    match &filter.user {
+        Some(UserMatch::Exact(user)) => {
+            value_condition = Some((
+                Lookup {
+                    table: "events_by_user",
+                },
+                "d.username = ?".to_owned(),
+                vec![Value::Text(user.clone())],
+            ));
+        }
+        Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
+            let range = vec![
+                Value::Text(prefix.clone()),
+                Value::Text(format!("{prefix}\u{10FFFF}")),
+            ];
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events_by_user WHERE username >= ?1 AND username < ?2
+                     LIMIT ?3)",
+                )
+                .and_then(|mut st| {
+                    st.query_row(
+                        rusqlite::params![range[0], range[1], PREFIX_LOOKUP_MAX_ROWS + 1],
+                        |r| r.get(0),
+                    )
+                })
+                .map_err(sql_error("estimating a user prefix"))?;
+            if n <= PREFIX_LOOKUP_MAX_ROWS {
+                value_condition = Some((
+                    Lookup {
+                        table: "events_by_user",
+                    },
+                    "d.username >= ? AND d.username < ?".to_owned(),
+                    range,
+                ));
+            }
+        }
+        Some(UserMatch::Prefix(_)) | None => {}
+    }
+    if value_condition.is_none()
+        && let Some(namespace) = &filter.namespace
+    {
+        value_condition = Some((
+            Lookup {
+                table: "events_by_namespace",
+            },
+            "d.namespace = ?".to_owned(),
+            vec![Value::Text(namespace.clone())],
+        ));
+    }
+    if value_condition.is_none()
+        && let Some(resource) = &filter.resource
+    {
+        value_condition = Some((
+            Lookup {
+                table: "events_by_resource",
+            },
+            "d.resource = ?".to_owned(),
+            vec![Value::Text(resource.clone())],
+        ));
+    }
+    let Some((lookup, condition, values)) = value_condition else {
+        return Ok(vec![Source {
+            from: "events e".to_owned(),
+            w: event_where(filter),
+            order: ("e.time_ns", "e.id"),
+        }]);
+    };
+    let mark: i64 = conn
+        .prepare_cached("SELECT indexed_upto FROM derived_state WHERE id = 1")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql_error("reading the derived index mark"))?;
+    let mut covered = Where::default();
+    covered.add(condition, values);
+    covered.time("d.time_ns", &filter.time);
+    let rest = event_where(filter);
+    covered.conditions.extend(rest.conditions);
+    covered.params.extend(rest.params);
+    let mut tail = event_where(filter);
+    tail.add("e.id > ?", [Value::Integer(mark)]);
+    Ok(vec![
+        Source {
+            from: format!("{} d CROSS JOIN events e ON e.id = d.id", lookup.table),
+            w: covered,
+            order: ("d.time_ns", "d.id"),
+        },
+        // NOT INDEXED: the rows above the mark are the newest few thousand, found by rowid
+        // range; an index walk over all of time looking for them would be a full scan.
+        Source {
+            from: "events e NOT INDEXED".to_owned(),
+            w: tail,
+            order: ("e.time_ns", "e.id"),
+        },
+    ])
+}
+
+/// `SELECT <select> FROM <each source> WHERE ...` joined with UNION ALL, and the parameters.
+fn union_of(sources: Vec<Source>, select: &str) -> (String, Vec<Value>) {
+    let mut parts = Vec::new();
+    let mut params = Vec::new();
+    for source in sources {
+        parts.push(format!("SELECT {select} FROM {}{}", source.from, source.w.sql()));
+        params.extend(source.w.params);
+    }
+    (parts.join(" UNION ALL "), params)
+}
+
 const EVENT_COLUMNS: &str =
     "e.id, e.time_ns, e.received_ns, e.cluster, e.intake_id, e.audit_id, e.stage, e.digest,
     e.verb, e.username, e.groups_json, e.impersonated_user, e.resource, e.subresource, e.namespace, e.name,
@@ -304,17 +434,43 @@ pub(crate) fn search_events(
     page: PageRequest,
 ) -> Result<Page<StoredEvent>> {
     let limit = page.checked_limit()?;
-    let mut w = event_where(filter);
-    w.cursor("e.time_ns", "e.id", page.cursor);
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events e{} ORDER BY e.time_ns DESC, e.id DESC LIMIT {}",
-        w.sql(),
-        u64::from(limit) + 1
-    );
-    page_query(conn, &sql, w.params, limit, event_from_row, |e| Cursor {
-        time_ns: e.fields.time_ns,
-        id: e.id.0,
-    })
+    // One snapshot for the mark and every source.
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(sql_error("starting a search"))?;
+    let mut items: Vec<StoredEvent> = Vec::new();
+    for mut source in event_sources(&snapshot, filter)? {
+        source.w.cursor(source.order.0, source.order.1, page.cursor);
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM {}{} ORDER BY {} DESC, {} DESC LIMIT {}",
+            source.from,
+            source.w.sql(),
+            source.order.0,
+            source.order.1,
+            u64::from(limit) + 1
+        );
+        // Each source's newest limit + 1 rows: the merged newest limit + 1 are among them.
+        let rows = page_query(&snapshot, &sql, source.w.params, limit + 1, event_from_row, |e| {
+            Cursor {
+                time_ns: e.fields.time_ns,
+                id: e.id.0,
+            }
+        })?;
+        items.extend(rows.items);
+    }
+    items.sort_by_key(|e| std::cmp::Reverse((e.fields.time_ns, e.id.0)));
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = if more {
+        items.last().map(|e| Cursor {
+            time_ns: e.fields.time_ns,
+            id: e.id.0,
+        })
+    } else {
+        None
+    };
+    drop(snapshot);
+    Ok(Page { items, next_cursor })
 }
 
 fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
@@ -326,12 +482,18 @@ fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
 }
 
 pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> Result<u64> {
-    let w = event_where(filter);
-    count(
-        conn,
-        &format!("SELECT COUNT(*) FROM events e{}", w.sql()),
-        w.params,
-    )
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(sql_error("starting a count"))?;
+    let mut total = 0;
+    for source in event_sources(&snapshot, filter)? {
+        total += count(
+            &snapshot,
+            &format!("SELECT COUNT(*) FROM {}{}", source.from, source.w.sql()),
+            source.w.params,
+        )?;
+    }
+    Ok(total)
 }
 
 pub(crate) fn get_event(
@@ -406,13 +568,15 @@ pub(crate) fn group_events(
         EventGroupField::Decision => "e.decision",
         EventGroupField::UserAgent => "e.user_agent",
     };
-    let w = event_where(filter);
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(sql_error("starting a grouped count"))?;
+    let (rows, params) = union_of(event_sources(&snapshot, filter)?, &format!("{column} AS k"));
     let sql = format!(
-        "SELECT {column} AS k, COUNT(*) AS n FROM events e{} GROUP BY k ORDER BY n DESC, k ASC NULLS FIRST LIMIT {}",
-        w.sql(),
+        "SELECT k, COUNT(*) AS n FROM ({rows}) GROUP BY k ORDER BY n DESC, k ASC NULLS FIRST LIMIT {}",
         limit.min(PageRequest::MAX_LIMIT)
     );
-    grouped(conn, &sql, w.params)
+    grouped(&snapshot, &sql, params)
 }
 
 fn histogram(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<HistogramBucket>> {
@@ -444,13 +608,15 @@ pub(crate) fn histogram_events(
     bucket_ns: i64,
 ) -> Result<Vec<HistogramBucket>> {
     let bucket_ns = HistogramBucket::check_width(bucket_ns)?;
-    let w = event_where(filter);
+    let snapshot = conn
+        .unchecked_transaction()
+        .map_err(sql_error("starting a histogram"))?;
+    let (rows, params) = union_of(event_sources(&snapshot, filter)?, "e.time_ns AS t");
     let sql = format!(
-        "SELECT {} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",
-        bucket_expression("e.time_ns", bucket_ns),
-        w.sql()
+        "SELECT {} AS b, COUNT(*) FROM ({rows}) GROUP BY b ORDER BY b",
+        bucket_expression("t", bucket_ns)
     );
-    histogram(conn, &sql, w.params)
+    histogram(&snapshot, &sql, params)
 }
 
 pub(crate) fn search_alerts(

@@ -174,11 +174,12 @@ fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
     }
 }
 
-/// Adds the next rows (at most [`TEXT_INDEX_CHUNK`]) to the trigram index if at least
-/// `min_rows` wait, and moves the mark; returns the rows added. Runs inside a transaction.
+/// Fills the derived lookups (see `migrations/0001_initial.sql`) with the next rows (at most
+/// [`TEXT_INDEX_CHUNK`]) if at least `min_rows` wait, and moves the mark; returns the rows
+/// added. Runs inside a transaction.
 fn fill_text_index(conn: &Connection, min_rows: i64) -> rusqlite::Result<i64> {
     let (done, newest): (i64, i64) = conn.query_row(
-        "SELECT (SELECT indexed_upto FROM text_index_state WHERE id = 1), COALESCE(MAX(id), 0) FROM events",
+        "SELECT (SELECT indexed_upto FROM derived_state WHERE id = 1), COALESCE(MAX(id), 0) FROM events",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
@@ -186,12 +187,22 @@ fn fill_text_index(conn: &Connection, min_rows: i64) -> rusqlite::Result<i64> {
         return Ok(0);
     }
     let upto = newest.min(done + TEXT_INDEX_CHUNK);
-    conn.prepare_cached(
+    for sql in [
         "INSERT INTO events_text (rowid, request_uri, name)
          SELECT id, request_uri, name FROM events WHERE id > ?1 AND id <= ?2",
-    )?
-    .execute(params![done, upto])?;
-    conn.prepare_cached("UPDATE text_index_state SET indexed_upto = ?1 WHERE id = 1")?
+        // Sorted by key, so that each B-tree page is visited once per fill.
+        "INSERT INTO events_by_user (username, time_ns, id)
+         SELECT username, time_ns, id FROM events WHERE id > ?1 AND id <= ?2 ORDER BY 1, 2, 3",
+        "INSERT INTO events_by_namespace (namespace, time_ns, id)
+         SELECT namespace, time_ns, id FROM events WHERE id > ?1 AND id <= ?2 AND namespace IS NOT NULL
+         ORDER BY 1, 2, 3",
+        "INSERT INTO events_by_resource (resource, time_ns, id)
+         SELECT resource, time_ns, id FROM events WHERE id > ?1 AND id <= ?2 AND resource IS NOT NULL
+         ORDER BY 1, 2, 3",
+    ] {
+        conn.prepare_cached(sql)?.execute(params![done, upto])?;
+    }
+    conn.prepare_cached("UPDATE derived_state SET indexed_upto = ?1 WHERE id = 1")?
         .execute(params![upto])?;
     Ok(upto - done)
 }
@@ -426,6 +437,17 @@ impl Writer {
                 [],
             )
             .map_err(fail)?;
+        for (table, column) in [
+            ("events_by_user", "username"),
+            ("events_by_namespace", "namespace"),
+            ("events_by_resource", "resource"),
+        ] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE ({column}, time_ns, id) IN
+                     (SELECT {column}, time_ns, id FROM events WHERE id IN (SELECT id FROM temp.purge_ids))"
+            );
+            self.conn.execute(&sql, []).map_err(fail)?;
+        }
         self.conn
             .execute(
                 "DELETE FROM event_raw WHERE id IN (SELECT id FROM temp.purge_ids)",
