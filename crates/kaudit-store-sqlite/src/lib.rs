@@ -33,11 +33,19 @@
 //! cost to one `fsync` per group of batches, not per batch; `Normal` is for operators who accept
 //! the power-loss window for less disk I/O.
 //!
-//! # Search
+//! # Indexes and search
 //!
-//! See `migrations/0001_initial.sql` for the indexes and why there are so few. Free text uses an
-//! FTS5 trigram index over requestURI and object name; text shorter than three characters falls
-//! back to a scan bounded by the other filters.
+//! Write cost decides the indexes (`migrations/0001_initial.sql` says why in detail): the
+//! `events` table has only time-led indexes, and the value-led lookups (user, namespace,
+//! resource) and the FTS5 trigram index over requestURI and object name are derived tables the
+//! writer fills behind the inserts in chunks of thousands of rows, recording how far it got. A
+//! search walks the best lookup for the rows it covers, scans the few thousand newest rows
+//! above its mark by rowid, and merges both in (time, id) order: results are always complete,
+//! and the cost of value-led indexing is paid once per chunk rather than once per batch.
+//! [`SqliteStore::index_pending_text`] fills them up to date on demand.
+//!
+//! Raw events are compressed with a zstd dictionary trained on the store's first few thousand
+//! events (stored in the database; earlier events stay readable without it).
 
 mod admin;
 mod compression;

@@ -207,9 +207,9 @@ fn fill_text_index(conn: &Connection, min_rows: i64) -> rusqlite::Result<i64> {
     Ok(upto - done)
 }
 
-/// Rows added to the trigram index per transaction.
+/// Rows added to the derived lookups per transaction.
 const TEXT_INDEX_CHUNK: i64 = 8192;
-/// After this long without writes, the writer indexes the remaining rows.
+/// After this long without writes, the writer fills the derived lookups with the rest.
 const TEXT_INDEX_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Copies committed WAL pages into the database file, off the writer thread, after commits

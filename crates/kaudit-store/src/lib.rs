@@ -34,6 +34,9 @@ mod traits;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::StoreError;
 pub use query::{
     AlertFilter, AlertGroupField, Cursor, EventFilter, EventGroupField, GroupCount, HistogramBucket, Page,
