@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:8080"
 //! data_dir = "./kaudit-data"
 //! # database = "postgres://kaudit@127.0.0.1/kaudit"   # default: SQLite in data_dir
+//! # database_schema = "kaudit"     # PostgreSQL schema (created if missing); default: search_path
 //! retention_days = 30
 //! max_body_bytes = 16777216
 //! max_decompressed_bytes = 134217728
@@ -64,6 +65,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://...` to store in PostgreSQL instead of SQLite.
     pub database: Option<String>,
+    /// With `database`: the PostgreSQL schema holding kaudit's tables (created if missing);
+    /// unset, the connection's default search path.
+    pub database_schema: Option<String>,
     /// Events and alerts older than this many days are deleted in the background (0: keep
     /// everything).
     pub retention_days: u32,
@@ -87,6 +91,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database: None,
+            database_schema: None,
             retention_days: 30,
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 128 * 1024 * 1024,
@@ -134,6 +139,24 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "database must be a postgres:// URL (leave it unset for SQLite in the data directory)".into(),
             ));
+        }
+        if let Some(schema) = &self.database_schema {
+            let plain = !schema.is_empty()
+                && schema.len() <= 63
+                && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !plain {
+                return Err(ConfigError::Invalid(format!(
+                    "database_schema {schema:?} must be a plain lowercase identifier (a-z, 0-9, _; at most 63)"
+                )));
+            }
+            if self.database.is_none() {
+                return Err(ConfigError::Invalid(
+                    "database_schema needs database (a postgres:// URL)".into(),
+                ));
+            }
         }
         for (i, output) in self.outputs.iter().enumerate() {
             output
@@ -383,5 +406,17 @@ headers = [["Authorization", "Bearer x"]]
                 .contains("postgres://")
         );
         assert!(check("[[outputs]]\ntype = \"syslog\"\naddress = \"x:1\"\nfacility = \"nope\"").is_err());
+        let postgres = "database = \"postgres://kaudit@db/kaudit\"\n";
+        assert!(check(&format!("{postgres}database_schema = \"kaudit_prod\"")).is_ok());
+        assert!(
+            check(&format!("{postgres}database_schema = \"x; drop\""))
+                .unwrap_err()
+                .contains("database_schema")
+        );
+        assert!(
+            check("database_schema = \"kaudit\"")
+                .unwrap_err()
+                .contains("needs database")
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kaudit_store::Store;
+use kaudit_store_postgres::{PgConfig, PgStore};
 use kaudit_store_sqlite::{SqliteConfig, SqliteStore};
 
 use crate::admin::{FirstStart, bootstrap, now_ns};
@@ -22,10 +23,11 @@ use crate::state::{AppState, StateParts};
 pub const SQLITE_FILE: &str = "kaudit.db";
 
 /// Opens the configured store: PostgreSQL when `database` is set, else SQLite in the data
-/// directory (created if missing). Blocking.
+/// directory (created if missing). Blocking: call it off the async runtime (the PostgreSQL
+/// client runs its own).
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &config.database {
-        return open_postgres(url);
+        return open_postgres(url, config.database_schema.as_deref());
     }
     open_sqlite(&config.data_dir)
 }
@@ -40,8 +42,36 @@ pub fn open_sqlite(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-fn open_postgres(_url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    anyhow::bail!("this build has no PostgreSQL store backend; leave database unset to use SQLite")
+/// Connects to PostgreSQL (`postgres://...` URL or libpq key=value string), creating the
+/// schema when given and applying pending migrations. Blocking, as [`open_store`].
+pub fn open_postgres(url: &str, schema: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    let mut config = PgConfig::new(url);
+    config.schema = schema.map(str::to_owned);
+    // The URL can hold a password: name only the host part in errors.
+    let store = PgStore::connect(config)
+        .with_context(|| format!("while opening the PostgreSQL store at {}", redact_url(url)))?;
+    if !store.has_trigram_index() {
+        tracing::warn!(
+            "the pg_trgm extension is not available: free-text event search scans (install pg_trgm for an index)"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+/// A database URL without its password (`postgres://user:***@host/db`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "(connection string)".to_owned();
+    };
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => format!("{scheme}://{credentials}@{host}{path}"),
+        },
+        None => format!("{scheme}://{authority}{path}"),
+    }
 }
 
 /// Sets up logging to standard error: `info` by default, `RUST_LOG` to change it.
@@ -148,7 +178,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(first) = &first {
         print_first_start(first, &address);
     }
-    tracing::info!(address = %address, data_dir = %config.data_dir.display(), "kaudit serve listening");
+    match &config.database {
+        Some(url) => {
+            tracing::info!(address = %address, database = %redact_url(url), "kaudit serve listening")
+        }
+        None => {
+            tracing::info!(address = %address, data_dir = %config.data_dir.display(), "kaudit serve listening")
+        }
+    }
     let retention = tokio::spawn(run_retention(Arc::clone(&store), config.retention_days));
     let app = crate::app(state);
     axum::serve(listener, app)
@@ -156,10 +193,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("while serving")?;
     retention.abort();
+    let _ = retention.await;
     // Every handler has finished and the router (holding the state and the outputs' queues)
     // is dropped: the outputs deliver what they hold, within a grace period.
     tracing::info!("stopped accepting requests, draining alert outputs");
     output_tasks.join(Duration::from_secs(5)).await;
+    // The last handle of the store goes off the async runtime: closing the PostgreSQL
+    // client blocks on a runtime of its own, which tokio forbids inside an async context.
+    let _ = tokio::task::spawn_blocking(move || drop(store)).await;
     tracing::info!("kaudit serve stopped");
     Ok(())
 }
@@ -210,6 +251,29 @@ async fn run_retention(store: Arc<dyn Store>, days: u32) {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::warn!(error = %err, "retention run failed, retrying in an hour"),
             Err(err) => tracing::warn!(error = %err, "retention task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_urls_are_logged_without_secrets() {
+        for (url, shown) in [
+            (
+                "postgres://kaudit:s3cret@db:5432/kaudit",
+                "postgres://kaudit:***@db:5432/kaudit",
+            ),
+            (
+                "postgres://kaudit@db/kaudit?sslmode=disable",
+                "postgres://kaudit@db/kaudit",
+            ),
+            ("postgresql://db/kaudit?password=s3cret", "postgresql://db/kaudit"),
+            ("host=db user=kaudit password=s3cret", "(connection string)"),
+        ] {
+            assert_eq!(redact_url(url), shown);
         }
     }
 }

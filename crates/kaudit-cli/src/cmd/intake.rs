@@ -1,5 +1,6 @@
 //! `kaudit intake create|list|revoke`: intakes and their keys, against a running server
-//! (`--server URL --token T`, an admin token) or offline on a data directory (`--data-dir`).
+//! (`--server URL --token T`, an admin token) or offline on a data directory (`--data-dir`)
+//! or a PostgreSQL database (`--database`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,12 @@ pub struct Target {
     /// Act offline on this data directory (SQLite) instead of a server.
     #[arg(long, global = true, conflicts_with = "server")]
     pub data_dir: Option<PathBuf>,
+    /// Act offline on this PostgreSQL database (`postgres://...`) instead of a server.
+    #[arg(long, global = true, conflicts_with_all = ["server", "data_dir"])]
+    pub database: Option<String>,
+    /// With `--database`: the PostgreSQL schema of kaudit's tables.
+    #[arg(long, global = true)]
+    pub database_schema: Option<String>,
 }
 
 /// Where a command runs, resolved.
@@ -35,9 +42,13 @@ impl Target {
         if let Some(dir) = &self.data_dir {
             return Ok(Place::Offline(kaudit_server::serve::open_sqlite(dir)?));
         }
+        if let Some(url) = &self.database {
+            let store = kaudit_server::serve::open_postgres(url, self.database_schema.as_deref())?;
+            return Ok(Place::Offline(store));
+        }
         match &self.server {
             Some(url) => Ok(Place::Server(ApiClient::new(url, self.token.clone())?)),
-            None => anyhow::bail!("give --server URL (with --token) or --data-dir DIR"),
+            None => anyhow::bail!("give --server URL (with --token), --data-dir DIR or --database URL"),
         }
     }
 }

@@ -19,8 +19,11 @@ pub struct Args {
     #[arg(long, env = "KAUDIT_LISTEN")]
     listen: Option<SocketAddr>,
     /// Store events in PostgreSQL instead of SQLite (`postgres://user@host/db`).
-    #[arg(long, env = "KAUDIT_DATABASE")]
+    #[arg(long, env = "KAUDIT_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// With `--database`: the PostgreSQL schema for kaudit's tables (created if missing).
+    #[arg(long, env = "KAUDIT_DATABASE_SCHEMA", requires = "database")]
+    database_schema: Option<String>,
     /// Delete events and alerts older than this many days (0: keep everything) [default: 30].
     #[arg(long)]
     retention_days: Option<u32>,
@@ -37,6 +40,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(database) = args.database {
         config.database = Some(database);
+    }
+    if let Some(schema) = args.database_schema {
+        config.database_schema = Some(schema);
     }
     if let Some(days) = args.retention_days {
         config.retention_days = days;

@@ -1,5 +1,5 @@
 //! `kaudit token create|list|revoke`: API tokens, against a running server (admin token) or
-//! offline on a data directory.
+//! offline on a data directory or a PostgreSQL database.
 
 use std::process::ExitCode;
 
