@@ -143,9 +143,10 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Adds every event not yet in the free-text index to it now (the writer otherwise does
-    /// so in chunks behind the inserts and when idle). Searches are complete either way; this
-    /// only moves work, e.g. before measuring search latency.
+    /// Fills the derived lookups (user, namespace, resource, free text) with every event not
+    /// yet in them, now (the writer otherwise does so in chunks behind the inserts and when
+    /// idle). Searches are complete either way; this only moves work, e.g. before measuring
+    /// search latency.
     pub fn index_pending_text(&self) -> Result<()> {
         self.writer.call(|w| w.index_all_text())
     }

@@ -96,7 +96,8 @@ fn digest_ignores_insignificant_whitespace_only() {
 fn dedupe_key_covers_cluster_audit_id_stage_and_digest() {
     let base = fields("prod", "id-1");
     let key = base.dedupe_key();
-    let variants: Vec<(&str, Box<dyn Fn(&mut EventFields)>)> = vec![
+    type Change = Box<dyn Fn(&mut EventFields)>;
+    let variants: Vec<(&str, Change)> = vec![
         ("cluster", Box::new(|f| f.cluster = "staging".to_owned())),
         ("audit id", Box::new(|f| f.audit_id = "id-2".to_owned())),
         ("stage", Box::new(|f| f.stage = Stage::RequestReceived)),
