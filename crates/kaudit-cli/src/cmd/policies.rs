@@ -73,7 +73,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             let rules: Vec<proto::RuleInfo> = client.get("/api/v1/rules", &())?;
             let held: Vec<&proto::RuleInfo> = rules
                 .iter()
-                .filter(|r| r.policies.iter().any(|p| *p == policy.name))
+                .filter(|r| r.policies.contains(&policy.name))
                 .collect();
             if json {
                 let value = serde_json::json!({ "policy": policy, "rules": held });
