@@ -51,6 +51,9 @@ pub struct IntakeArgs {
     /// With `--spawn`: store in PostgreSQL (`postgres://...`) instead of SQLite.
     #[arg(long, requires = "spawn")]
     database: Option<String>,
+    /// With `--database`: the PostgreSQL schema for kaudit's tables (created if missing).
+    #[arg(long, requires = "database")]
+    database_schema: Option<String>,
     /// Events to send.
     #[arg(long, default_value_t = 200_000)]
     events: u64,
@@ -99,7 +102,11 @@ pub fn run_intake(args: IntakeArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     let mut spawned = None;
     let (base, key) = if args.spawn {
-        let server = SpawnedServer::start(args.data_dir.as_deref(), args.database.as_deref())?;
+        let database = args
+            .database
+            .as_deref()
+            .map(|url| (url, args.database_schema.as_deref()));
+        let server = SpawnedServer::start(args.data_dir.as_deref(), database)?;
         let target = (server.base.clone(), server.intake_key.clone());
         spawned = Some(server);
         target
@@ -554,7 +561,10 @@ struct SpawnedServer {
 }
 
 impl SpawnedServer {
-    fn start(data_dir: Option<&Path>, database: Option<&str>) -> anyhow::Result<SpawnedServer> {
+    fn start(
+        data_dir: Option<&Path>,
+        database: Option<(&str, Option<&str>)>,
+    ) -> anyhow::Result<SpawnedServer> {
         let exe = std::env::current_exe().context("while locating the kaudit binary")?;
         let (dir, temporary) = match data_dir {
             Some(dir) => (dir.to_owned(), None),
@@ -572,10 +582,18 @@ impl SpawnedServer {
         let name = format!("bench-{}", kaudit_server::admin::now_ns());
         let mut create = std::process::Command::new(&exe);
         create.args(["intake", "create", "--name", &name, "--cluster", "bench"]);
-        match database {
-            Some(url) => create.args(["--database", url]),
-            None => create.args(["--data-dir", &dir_text]),
-        };
+        let mut database_args = Vec::new();
+        if let Some((url, schema)) = database {
+            database_args.extend(["--database", url]);
+            if let Some(schema) = schema {
+                database_args.extend(["--database-schema", schema]);
+            }
+        }
+        if database_args.is_empty() {
+            create.args(["--data-dir", &dir_text]);
+        } else {
+            create.args(&database_args);
+        }
         let output = create
             .env_remove("KAUDIT_SERVER")
             .stderr(Stdio::inherit())
@@ -597,9 +615,7 @@ impl SpawnedServer {
             "--retention-days",
             "0",
         ]);
-        if let Some(url) = database {
-            serve.args(["--database", url]);
-        }
+        serve.args(&database_args);
         let child = serve
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
