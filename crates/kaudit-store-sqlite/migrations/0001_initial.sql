@@ -5,7 +5,8 @@
 -- varies within a batch (a user name among hundreds) dirties a page per distinct value per
 -- commit, an index whose key starts with the event time dirties a handful of pages per batch.
 -- So `events` itself carries only time-led indexes (the dedupe key leads with the event time,
--- which a retried event repeats), and the value-led lookups live in derived tables that the
+-- which a retried event repeats; the time index covers the common filters), and the value-led
+-- lookups live in derived tables that the
 -- writer fills behind the inserts, thousands of rows per transaction, sorted by key:
 --
 -- * events_by_user, events_by_namespace, events_by_resource: (value, time, id), WITHOUT ROWID;
@@ -67,7 +68,12 @@ CREATE TABLE events (
     level             TEXT    NOT NULL
 );
 CREATE UNIQUE INDEX events_dedupe ON events (time_ns, dedupe);
-CREATE INDEX events_time ON events (time_ns);
+-- Newest-first walks, time ranges and retention. Led by (time, id), the order of every
+-- listing, and covering the filters a walk checks, so that rows a filter rejects are rejected
+-- on the index entry without reading the row. Appended at its end, like the dedupe index.
+CREATE INDEX events_time ON events (
+    time_ns, id, cluster, verb, username, namespace, resource, source_ip, response_code, decision
+);
 
 -- The raw event, zstd-compressed with dictionary `dict_id` (0: none), apart from `events` so
 -- that scans over the indexed columns read a narrow table.
@@ -109,6 +115,8 @@ CREATE VIRTUAL TABLE events_text USING fts5 (
     request_uri, name,
     content = '', contentless_delete = 1, detail = none, tokenize = 'trigram'
 );
+-- Row counts per trigram, so that a query can use the rarest trigrams of its text.
+CREATE VIRTUAL TABLE events_text_vocab USING fts5vocab (events_text, 'row');
 CREATE TABLE derived_state (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     indexed_upto INTEGER NOT NULL

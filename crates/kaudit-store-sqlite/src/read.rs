@@ -81,37 +81,68 @@ fn like_contains(text: &str) -> String {
     pattern
 }
 
-/// An FTS5 query that every row containing `text` (case-insensitively) matches: the AND of
-/// its distinct trigrams, each quoted. `None` when `text` is shorter than a trigram.
-fn trigram_query(text: &str) -> Option<String> {
-    const MAX_TRIGRAMS: usize = 12;
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() < 3 {
-        return None;
+/// How many of a text's trigrams a query uses: the rarest ones. Reading a common trigram's
+/// row list ("pod", "api") costs more than the few extra rows the substring check on the row
+/// then rejects.
+const TRIGRAMS_PER_QUERY: usize = 3;
+
+/// An FTS5 query that every row containing `text` (ASCII case-insensitively) matches: the AND
+/// of its rarest distinct trigrams (by the index's own row counts), each quoted. `None` when
+/// the index cannot help: text shorter than a trigram, or not ASCII (the tokenizer's Unicode
+/// case folding is not ours to reproduce; such text is matched by scanning).
+fn trigram_query(conn: &Connection, text: &str) -> Result<Option<String>> {
+    if text.len() < 3 || !text.is_ascii() {
+        return Ok(None);
     }
-    let mut grams: Vec<String> = Vec::new();
-    for window in chars.windows(3) {
-        let gram: String = window.iter().flat_map(|c| c.to_lowercase()).collect();
+    let lower = text.to_ascii_lowercase();
+    let mut grams: Vec<&str> = Vec::new();
+    for start in 0..=lower.len() - 3 {
+        let gram = &lower[start..start + 3];
         if !grams.contains(&gram) {
             grams.push(gram);
         }
     }
-    // A few trigrams spread over the text narrow the candidates as well as all of them; the
-    // LIKE check on the row does the rest.
-    if grams.len() > MAX_TRIGRAMS {
-        let step = grams.len() as f64 / MAX_TRIGRAMS as f64;
-        grams = (0..MAX_TRIGRAMS)
-            .filter_map(|i| grams.get((i as f64 * step) as usize).cloned())
-            .collect();
+    let mut counted: Vec<(i64, &str)> = Vec::with_capacity(grams.len());
+    {
+        let mut statement = conn
+            .prepare_cached("SELECT doc FROM events_text_vocab WHERE term = ?1")
+            .map_err(sql_error("preparing a trigram count"))?;
+        for gram in grams {
+            let rows: Option<i64> = statement
+                .query_row([gram], |r| r.get(0))
+                .optional()
+                .map_err(sql_error("counting a trigram"))?;
+            counted.push((rows.unwrap_or(0), gram));
+        }
     }
-    let quoted: Vec<String> = grams
+    counted.sort_unstable();
+    let quoted: Vec<String> = counted
         .iter()
-        .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+        .take(TRIGRAMS_PER_QUERY)
+        .map(|(_, g)| format!("\"{}\"", g.replace('"', "\"\"")))
         .collect();
-    Some(quoted.join(" AND "))
+    Ok(Some(quoted.join(" AND ")))
 }
 
-fn event_where(filter: &EventFilter) -> Where {
+/// The trigram queries of a filter's object name and free text, computed once per search.
+#[derive(Default)]
+struct TextQueries {
+    name: Option<String>,
+    text: Option<String>,
+}
+
+fn text_queries(conn: &Connection, filter: &EventFilter) -> Result<TextQueries> {
+    let mut queries = TextQueries::default();
+    if let Some(name) = &filter.name {
+        queries.name = trigram_query(conn, name)?;
+    }
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+        queries.text = trigram_query(conn, text)?;
+    }
+    Ok(queries)
+}
+
+fn event_where(filter: &EventFilter, texts: &TextQueries) -> Where {
     let mut w = Where::default();
     w.time("e.time_ns", &filter.time);
     w.equals("e.cluster", &filter.cluster);
@@ -145,7 +176,7 @@ fn event_where(filter: &EventFilter) -> Where {
     w.equals("e.namespace", &filter.namespace);
     if let Some(name) = &filter.name {
         // No (name, time) index: too costly to maintain. The trigram index finds candidates.
-        if let Some(query) = trigram_query(name) {
+        if let Some(query) = texts.name.clone() {
             w.add(TEXT_CANDIDATES, [Value::Text(query)]);
         }
         w.add("e.name = ?", [Value::Text(name.clone())]);
@@ -163,7 +194,7 @@ fn event_where(filter: &EventFilter) -> Where {
     w.equals("e.decision", &filter.decision);
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
         let pattern = like_contains(text);
-        if let Some(query) = trigram_query(text) {
+        if let Some(query) = texts.text.clone() {
             w.add(TEXT_CANDIDATES, [Value::Text(query)]);
         }
         w.add(
@@ -197,85 +228,72 @@ struct Source {
     order: (&'static str, &'static str),
 }
 
-/// A derived lookup table (see `migrations/0001_initial.sql`) that can drive a query.
-struct Lookup {
-    table: &'static str,
+/// A user-name prefix covering more distinct users than this is searched by walking time
+/// instead of the user lookup: such a prefix is common ("system:serviceaccount:") and a walk
+/// in time order finds a page of matches quickly, while fewer users are each walked in their
+/// own lookup range and merged.
+const PREFIX_MAX_USERS: usize = 64;
+
+/// The distinct user names in `[low, high)` in the user lookup, or `None` when there are more
+/// than `max`. Each step is one index seek, so this costs `max` seeks at most.
+fn users_in_range(conn: &Connection, low: &str, high: &str, max: usize) -> Result<Option<Vec<String>>> {
+    let mut statement = conn
+        .prepare_cached("SELECT MIN(username) FROM events_by_user WHERE username > ?1 AND username < ?2")
+        .map_err(sql_error("listing users by prefix"))?;
+    let mut users: Vec<String> = Vec::new();
+    let first: Option<String> = conn
+        .prepare_cached("SELECT MIN(username) FROM events_by_user WHERE username >= ?1 AND username < ?2")
+        .and_then(|mut st| st.query_row([low, high], |r| r.get(0)))
+        .map_err(sql_error("listing users by prefix"))?;
+    let mut next = first;
+    while let Some(user) = next {
+        if users.len() == max {
+            return Ok(None);
+        }
+        next = statement
+            .query_row([user.as_str(), high], |r| r.get(0))
+            .map_err(sql_error("listing users by prefix"))?;
+        users.push(user);
+    }
+    Ok(Some(users))
 }
 
-/// A user-name prefix matching more rows than this is searched by walking time instead of
-/// the user lookup: its rows would have to be sorted by time, and a common prefix finds a page
-/// of matches quickly in time order.
-const PREFIX_LOOKUP_MAX_ROWS: i64 = 20_000;
-
-/// The rows of `filter`'s query: the time index of `events` alone, or a derived lookup for the
-/// rows it covers plus a rowid-range scan of the rows above its mark.
+/// The rows of `filter`'s query, as sources whose union is exact and disjoint: the time index
+/// of `events` alone, or walks of a derived lookup (one per looked-up value) for the rows it
+/// covers plus a rowid-range scan of the rows above its mark.
 fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>> {
-    let mut value_condition: Option<(Lookup, String, Vec<Value>)> = None;
+    let texts = text_queries(conn, filter)?;
+    // (lookup table, column, values to walk)
+    let mut lookup: Option<(&'static str, &'static str, Vec<String>)> = None;
     match &filter.user {
-        Some(UserMatch::Exact(user)) => {
-            value_condition = Some((
-                Lookup {
-                    table: "events_by_user",
-                },
-                "d.username = ?".to_owned(),
-                vec![Value::Text(user.clone())],
-            ));
-        }
+        Some(UserMatch::Exact(user)) => lookup = Some(("events_by_user", "username", vec![user.clone()])),
         Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
-            let range = vec![
-                Value::Text(prefix.clone()),
-                Value::Text(format!("{prefix}\u{10FFFF}")),
-            ];
-            let n: i64 = conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM events_by_user WHERE username >= ?1 AND username < ?2
-                     LIMIT ?3)",
-                )
-                .and_then(|mut st| {
-                    st.query_row(
-                        rusqlite::params![range[0], range[1], PREFIX_LOOKUP_MAX_ROWS + 1],
-                        |r| r.get(0),
-                    )
-                })
-                .map_err(sql_error("estimating a user prefix"))?;
-            if n <= PREFIX_LOOKUP_MAX_ROWS {
-                value_condition = Some((
-                    Lookup {
-                        table: "events_by_user",
-                    },
-                    "d.username >= ? AND d.username < ?".to_owned(),
-                    range,
-                ));
+            let high = format!("{prefix}\u{10FFFF}");
+            if let Some(users) = users_in_range(conn, prefix, &high, PREFIX_MAX_USERS)? {
+                // The range may hold names that only sort like the prefix; keep true matches.
+                let users = users
+                    .into_iter()
+                    .filter(|u| u.starts_with(prefix.as_str()))
+                    .collect();
+                lookup = Some(("events_by_user", "username", users));
             }
         }
         Some(UserMatch::Prefix(_)) | None => {}
     }
-    if value_condition.is_none()
+    if lookup.is_none()
         && let Some(namespace) = &filter.namespace
     {
-        value_condition = Some((
-            Lookup {
-                table: "events_by_namespace",
-            },
-            "d.namespace = ?".to_owned(),
-            vec![Value::Text(namespace.clone())],
-        ));
+        lookup = Some(("events_by_namespace", "namespace", vec![namespace.clone()]));
     }
-    if value_condition.is_none()
+    if lookup.is_none()
         && let Some(resource) = &filter.resource
     {
-        value_condition = Some((
-            Lookup {
-                table: "events_by_resource",
-            },
-            "d.resource = ?".to_owned(),
-            vec![Value::Text(resource.clone())],
-        ));
+        lookup = Some(("events_by_resource", "resource", vec![resource.clone()]));
     }
-    let Some((lookup, condition, values)) = value_condition else {
+    let Some((table, column, values)) = lookup else {
         return Ok(vec![Source {
             from: "events e".to_owned(),
-            w: event_where(filter),
+            w: event_where(filter, &texts),
             order: ("e.time_ns", "e.id"),
         }]);
     };
@@ -283,28 +301,30 @@ fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>>
         .prepare_cached("SELECT indexed_upto FROM derived_state WHERE id = 1")
         .and_then(|mut st| st.query_row([], |r| r.get(0)))
         .map_err(sql_error("reading the derived index mark"))?;
-    let mut covered = Where::default();
-    covered.add(condition, values);
-    covered.time("d.time_ns", &filter.time);
-    let rest = event_where(filter);
-    covered.conditions.extend(rest.conditions);
-    covered.params.extend(rest.params);
-    let mut tail = event_where(filter);
-    tail.add("e.id > ?", [Value::Integer(mark)]);
-    Ok(vec![
-        Source {
-            from: format!("{} d CROSS JOIN events e ON e.id = d.id", lookup.table),
+    let mut sources = Vec::with_capacity(values.len() + 1);
+    for value in values {
+        let mut covered = Where::default();
+        covered.add(format!("d.{column} = ?"), [Value::Text(value)]);
+        covered.time("d.time_ns", &filter.time);
+        let rest = event_where(filter, &texts);
+        covered.conditions.extend(rest.conditions);
+        covered.params.extend(rest.params);
+        sources.push(Source {
+            from: format!("{table} d CROSS JOIN events e ON e.id = d.id"),
             w: covered,
             order: ("d.time_ns", "d.id"),
-        },
-        // NOT INDEXED: the rows above the mark are the newest few thousand, found by rowid
-        // range; an index walk over all of time looking for them would be a full scan.
-        Source {
-            from: "events e NOT INDEXED".to_owned(),
-            w: tail,
-            order: ("e.time_ns", "e.id"),
-        },
-    ])
+        });
+    }
+    let mut tail = event_where(filter, &texts);
+    tail.add("e.id > ?", [Value::Integer(mark)]);
+    // NOT INDEXED: the rows above the mark are the newest few thousand, found by rowid range;
+    // an index walk over all of time looking for them would be a full scan.
+    sources.push(Source {
+        from: "events e NOT INDEXED".to_owned(),
+        w: tail,
+        order: ("e.time_ns", "e.id"),
+    });
+    Ok(sources)
 }
 
 /// `SELECT <select> FROM <each source> WHERE ...` joined with UNION ALL, and the parameters.
