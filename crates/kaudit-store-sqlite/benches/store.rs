@@ -24,6 +24,11 @@ fn main() {
         "normal" => Durability::Normal,
         _ => Durability::Full,
     };
+    if args.mode == "sql" {
+        // Diagnosis: time one statement (`sql=...`) on the database, e.g. under EXPLAIN QUERY PLAN.
+        run_sql(&path, &args.text("sql", "SELECT 1"));
+        return;
+    }
     let config = SqliteConfig {
         durability,
         ..SqliteConfig::default()
@@ -37,4 +42,32 @@ fn main() {
     };
     println!("sqlite store at {path}, durability {durability:?}");
     bench::run(Arc::new(store), &args);
+}
+
+fn run_sql(path: &str, sql: &str) {
+    let conn = match rusqlite::Connection::open(path) {
+        Ok(conn) => conn,
+        Err(e) => return eprintln!("cannot open {path}: {e}"),
+    };
+    let start = std::time::Instant::now();
+    let mut statement = match conn.prepare(sql) {
+        Ok(statement) => statement,
+        Err(e) => return eprintln!("cannot prepare: {e}"),
+    };
+    let columns = statement.column_count();
+    let rows = statement.query_map([], |row| {
+        Ok((0..columns)
+            .map(|i| format!("{:?}", row.get_ref(i).map(|v| v.data_type())))
+            .collect::<Vec<_>>()
+            .len())
+    });
+    let mut n = 0;
+    if let Ok(rows) = rows {
+        for row in rows {
+            if row.is_ok() {
+                n += 1;
+            }
+        }
+    }
+    println!("{n} rows in {:.2} ms", start.elapsed().as_secs_f64() * 1000.0);
 }

@@ -62,10 +62,10 @@ impl Where {
     }
 }
 
-/// Rows the trigram query (the parameter) may match: those the index covers and matches, and
-/// those it does not cover yet.
-const TEXT_CANDIDATES: &str = "(e.id > (SELECT indexed_upto FROM derived_state WHERE id = 1)
-    OR e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?))";
+/// A trigram query whose rarest trigram is in at most this many rows drives a search: its
+/// candidates are few enough to fetch and sort by time. Above it, the walk of another index
+/// (or of time) checks the substring on each row instead, and finds common text fast.
+const SELECTIVE_TRIGRAM_ROWS: i64 = 20_000;
 
 /// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
 fn like_contains(text: &str) -> String {
@@ -90,7 +90,7 @@ const TRIGRAMS_PER_QUERY: usize = 3;
 /// of its rarest distinct trigrams (by the index's own row counts), each quoted. `None` when
 /// the index cannot help: text shorter than a trigram, or not ASCII (the tokenizer's Unicode
 /// case folding is not ours to reproduce; such text is matched by scanning).
-fn trigram_query(conn: &Connection, text: &str) -> Result<Option<String>> {
+fn trigram_query(conn: &Connection, text: &str) -> Result<Option<(String, i64)>> {
     if text.len() < 3 || !text.is_ascii() {
         return Ok(None);
     }
@@ -121,28 +121,27 @@ fn trigram_query(conn: &Connection, text: &str) -> Result<Option<String>> {
         .take(TRIGRAMS_PER_QUERY)
         .map(|(_, g)| format!("\"{}\"", g.replace('"', "\"\"")))
         .collect();
-    Ok(Some(quoted.join(" AND ")))
+    let rarest = counted.first().map_or(0, |(rows, _)| *rows);
+    Ok(Some((quoted.join(" AND "), rarest)))
 }
 
-/// The trigram queries of a filter's object name and free text, computed once per search.
-#[derive(Default)]
-struct TextQueries {
-    name: Option<String>,
-    text: Option<String>,
-}
-
-fn text_queries(conn: &Connection, filter: &EventFilter) -> Result<TextQueries> {
-    let mut queries = TextQueries::default();
-    if let Some(name) = &filter.name {
-        queries.name = trigram_query(conn, name)?;
+/// The most selective trigram query of a filter's object name and free text, if selective
+/// enough to drive the search ([`SELECTIVE_TRIGRAM_ROWS`]).
+fn selective_text_query(conn: &Connection, filter: &EventFilter) -> Result<Option<String>> {
+    let mut best: Option<(String, i64)> = None;
+    let texts = [filter.name.as_deref(), filter.text.as_deref()];
+    for text in texts.into_iter().flatten().filter(|t| !t.is_empty()) {
+        if let Some((query, rows)) = trigram_query(conn, text)?
+            && rows <= SELECTIVE_TRIGRAM_ROWS
+            && best.as_ref().is_none_or(|(_, best_rows)| rows < *best_rows)
+        {
+            best = Some((query, rows));
+        }
     }
-    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-        queries.text = trigram_query(conn, text)?;
-    }
-    Ok(queries)
+    Ok(best.map(|(query, _)| query))
 }
 
-fn event_where(filter: &EventFilter, texts: &TextQueries) -> Where {
+fn event_where(filter: &EventFilter) -> Where {
     let mut w = Where::default();
     w.time("e.time_ns", &filter.time);
     w.equals("e.cluster", &filter.cluster);
@@ -174,13 +173,8 @@ fn event_where(filter: &EventFilter, texts: &TextQueries) -> Where {
     w.equals("e.resource", &filter.resource);
     w.equals("e.subresource", &filter.subresource);
     w.equals("e.namespace", &filter.namespace);
-    if let Some(name) = &filter.name {
-        // No (name, time) index: too costly to maintain. The trigram index finds candidates.
-        if let Some(query) = texts.name.clone() {
-            w.add(TEXT_CANDIDATES, [Value::Text(query)]);
-        }
-        w.add("e.name = ?", [Value::Text(name.clone())]);
-    }
+    // No (name, time) index: too costly to maintain; the trigram index can drive instead.
+    w.equals("e.name", &filter.name);
     w.equals("e.source_ip", &filter.source_ip);
     if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
         w.add(
@@ -194,9 +188,6 @@ fn event_where(filter: &EventFilter, texts: &TextQueries) -> Where {
     w.equals("e.decision", &filter.decision);
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
         let pattern = like_contains(text);
-        if let Some(query) = texts.text.clone() {
-            w.add(TEXT_CANDIDATES, [Value::Text(query)]);
-        }
         w.add(
             "(e.request_uri LIKE ? ESCAPE '\\' OR e.name LIKE ? ESCAPE '\\')",
             [Value::Text(pattern.clone()), Value::Text(pattern)],
@@ -262,7 +253,40 @@ fn users_in_range(conn: &Connection, low: &str, high: &str, max: usize) -> Resul
 /// of `events` alone, or walks of a derived lookup (one per looked-up value) for the rows it
 /// covers plus a rowid-range scan of the rows above its mark.
 fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>> {
-    let texts = text_queries(conn, filter)?;
+    let mark: i64 = conn
+        .prepare_cached("SELECT indexed_upto FROM derived_state WHERE id = 1")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql_error("reading the derived index mark"))?;
+    let mut tail = event_where(filter);
+    tail.add("e.id > ?", [Value::Integer(mark)]);
+    // NOT INDEXED: the rows above the mark are the newest few thousand, found by rowid range;
+    // an index walk over all of time looking for them would be a full scan.
+    let tail = Source {
+        from: "events e NOT INDEXED".to_owned(),
+        w: tail,
+        order: ("e.time_ns", "e.id"),
+    };
+
+    // A selective text drives: its few candidate rows are fetched and sorted by time.
+    if let Some(query) = selective_text_query(conn, filter)? {
+        let mut covered = Where::default();
+        covered.add(
+            "e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)",
+            [Value::Text(query)],
+        );
+        let rest = event_where(filter);
+        covered.conditions.extend(rest.conditions);
+        covered.params.extend(rest.params);
+        return Ok(vec![
+            Source {
+                from: "events e".to_owned(),
+                w: covered,
+                order: ("e.time_ns", "e.id"),
+            },
+            tail,
+        ]);
+    }
+
     // (lookup table, column, values to walk)
     let mut lookup: Option<(&'static str, &'static str, Vec<String>)> = None;
     match &filter.user {
@@ -293,20 +317,16 @@ fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>>
     let Some((table, column, values)) = lookup else {
         return Ok(vec![Source {
             from: "events e".to_owned(),
-            w: event_where(filter, &texts),
+            w: event_where(filter),
             order: ("e.time_ns", "e.id"),
         }]);
     };
-    let mark: i64 = conn
-        .prepare_cached("SELECT indexed_upto FROM derived_state WHERE id = 1")
-        .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(sql_error("reading the derived index mark"))?;
     let mut sources = Vec::with_capacity(values.len() + 1);
     for value in values {
         let mut covered = Where::default();
         covered.add(format!("d.{column} = ?"), [Value::Text(value)]);
         covered.time("d.time_ns", &filter.time);
-        let rest = event_where(filter, &texts);
+        let rest = event_where(filter);
         covered.conditions.extend(rest.conditions);
         covered.params.extend(rest.params);
         sources.push(Source {
@@ -315,15 +335,7 @@ fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>>
             order: ("d.time_ns", "d.id"),
         });
     }
-    let mut tail = event_where(filter, &texts);
-    tail.add("e.id > ?", [Value::Integer(mark)]);
-    // NOT INDEXED: the rows above the mark are the newest few thousand, found by rowid range;
-    // an index walk over all of time looking for them would be a full scan.
-    sources.push(Source {
-        from: "events e NOT INDEXED".to_owned(),
-        w: tail,
-        order: ("e.time_ns", "e.id"),
-    });
+    sources.push(tail);
     Ok(sources)
 }
 
