@@ -4,8 +4,8 @@
 //! Modes (arguments after `--`, `key=value`):
 //! * `insert events=N clients=C batch=400`: generate N events first, then insert them in
 //!   batches from C threads; reports events/s and batch latency percentiles.
-//! * `load events=N clients=C`: fill a large dataset, generating while inserting (the rate
-//!   includes generation).
+//! * `load events=N clients=C seed=S`: fill a large dataset, generating while inserting (the
+//!   rate includes generation); another seed adds different events to an existing dataset.
 //! * `search iterations=K`: typical searches with varied parameters on the loaded dataset;
 //!   reports p50/p95 per query kind.
 
@@ -228,6 +228,8 @@ fn load(store: Arc<dyn Store>, args: &Args) {
     let total = args.number("events", 10_000_000);
     let clients = args.number("clients", 2).max(1);
     let batch = args.number("batch", 400).max(1) as usize;
+    // Another seed adds different events to an existing dataset (the same seed only repeats it).
+    let seed = args.number("seed", 1);
     let start = Instant::now();
     let done = Arc::new(AtomicUsize::new(0));
     let threads: Vec<_> = (0..clients)
@@ -236,7 +238,7 @@ fn load(store: Arc<dyn Store>, args: &Args) {
             let mine = total / clients;
             std::thread::spawn(move || {
                 // Each client covers the whole span with its own stream; streams interleave.
-                let mut work = Workload::new(1000 + c, T0 + c as i64, SPAN_NS / mine.max(1) as i64);
+                let mut work = Workload::new(seed * 1000 + c, T0 + c as i64, SPAN_NS / mine.max(1) as i64);
                 let mut inserted = 0u64;
                 while inserted < mine {
                     let (events, alerts) = work.batch(batch);
