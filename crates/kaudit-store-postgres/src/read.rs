@@ -23,7 +23,7 @@ struct Where {
 }
 
 impl Where {
-    /// Adds a parameter and returns its placeholder.
+    /// Adds a parameter and returns its `$n` marker for the SQL text.
     fn param(&mut self, value: impl ToSql + Sync + 'static) -> String {
         self.params.push(Box::new(value));
         format!("${}", self.params.len())
