@@ -340,8 +340,8 @@ function pageFeed(main, params) {
       const page = await API.alerts({ ...q, from: newest || q.from, limit: 200 });
       const fresh = items(page).filter((a) => !seen.has(a.id));
       if (fresh.length) {
-        const placeholder = tbody.querySelector('.empty');
-        if (placeholder) tbody.replaceChildren();
+        const emptyRow = tbody.querySelector('.empty');
+        if (emptyRow) tbody.replaceChildren();
         newest = fresh[0].time;
         tbody.prepend(...fresh.map((a) => row(a, true)));
         loadCounts();

@@ -156,7 +156,7 @@ async fn patch_policy(
 ) -> Result<Json<proto::Policy>, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let patch: proto::PolicyPatch = parse_json(&body)?;
-    let placeholder = proto::Policy {
+    let unused_when_found = proto::Policy {
         name: name.clone(),
         description: String::new(),
         enabled: false,
@@ -164,7 +164,7 @@ async fn patch_policy(
         scope: Vec::new(),
         builtin: false,
     };
-    save_policy(&state, placeholder, move |existing, _| {
+    save_policy(&state, unused_when_found, move |existing, _| {
         let mut policy = existing.ok_or_else(|| ApiError::NotFound(format!("no policy named {name:?}")))?;
         if let Some(enabled) = patch.enabled {
             policy.enabled = enabled;
