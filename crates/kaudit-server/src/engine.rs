@@ -121,11 +121,7 @@ impl Engine {
 
     /// Calls `on_match(rule_index, render)` for each enabled rule matching the event, in
     /// definition order, until it returns false.
-    pub fn for_each_match(
-        &self,
-        located: &Located<'_>,
-        on_match: &mut MatchCallback<'_>,
-    ) {
+    pub fn for_each_match(&self, located: &Located<'_>, on_match: &mut MatchCallback<'_>) {
         let ctx = EventCtx::new(located, 0);
         let mut matched = Vec::new();
         self.rules.evaluate(&ctx, Matching::All, &mut matched);
