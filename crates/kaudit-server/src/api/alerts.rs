@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use kaudit_proto as proto;
-use kaudit_store::{AlertGroupField, HistogramBucket, Role, StoredAlert, TimeRange};
+use kaudit_store::{AlertGroupField, GroupCount, HistogramBucket, Role, StoredAlert, TimeRange};
 
 use super::{authorize, blocking, group_limit, histogram_width, page_request, parse_query, parse_time};
 use crate::error::ApiError;
@@ -63,16 +63,7 @@ async fn groups(
         move |store| Ok(store.group_alerts(&filter, field, limit)?),
     )
     .await?;
-    Ok(Json(proto::Groups {
-        field: group.field,
-        groups: groups
-            .into_iter()
-            .map(|g| proto::GroupCount {
-                value: g.key,
-                count: g.count,
-            })
-            .collect(),
-    }))
+    Ok(Json(groups_dto(group.field, groups)))
 }
 
 async fn histogram(
@@ -84,9 +75,7 @@ async fn histogram(
     let filter = store_filter(&parse_query(query.as_deref())?)?;
     let asked: proto::HistogramQuery = parse_query(query.as_deref())?;
     let width = histogram_width(asked.interval_seconds, filter.time.from_ns, filter.time.to_ns)?;
-    let bucket_ns = i64::try_from(width)
-        .unwrap_or(i64::MAX / 1_000_000_000)
-        .saturating_mul(1_000_000_000);
+    let bucket_ns = bucket_nanos(width);
     let buckets = blocking(&state, move |store| {
         Ok(store.histogram_alerts(&filter, bucket_ns)?)
     })
@@ -157,6 +146,27 @@ pub fn alert_dto(alert: &StoredAlert) -> proto::Alert {
         user: (!fields.username.is_empty()).then(|| fields.username.clone()),
         namespace: fields.namespace.clone(),
     }
+}
+
+/// Store groups → protocol groups, for alerts and events alike.
+pub fn groups_dto(field: String, groups: Vec<GroupCount>) -> proto::Groups {
+    proto::Groups {
+        field,
+        groups: groups
+            .into_iter()
+            .map(|g| proto::GroupCount {
+                value: g.key,
+                count: g.count,
+            })
+            .collect(),
+    }
+}
+
+/// A histogram bucket width in seconds as nanoseconds, saturating instead of overflowing.
+pub fn bucket_nanos(width_seconds: u64) -> i64 {
+    i64::try_from(width_seconds)
+        .unwrap_or(i64::MAX / 1_000_000_000)
+        .saturating_mul(1_000_000_000)
 }
 
 /// Store buckets → protocol histogram.

@@ -9,7 +9,7 @@ use axum::routing::get;
 use kaudit_proto as proto;
 use kaudit_store::{EventGroupField, EventId, Role, StoredEvent, TimeRange, UserMatch};
 
-use super::alerts::histogram_dto;
+use super::alerts::{bucket_nanos, groups_dto, histogram_dto};
 use super::{authorize, blocking, group_limit, histogram_width, page_request, parse_query, parse_time};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -91,16 +91,7 @@ async fn groups(
         move |store| Ok(store.group_events(&filter, field, limit)?),
     )
     .await?;
-    Ok(Json(proto::Groups {
-        field: group.field,
-        groups: groups
-            .into_iter()
-            .map(|g| proto::GroupCount {
-                value: g.key,
-                count: g.count,
-            })
-            .collect(),
-    }))
+    Ok(Json(groups_dto(group.field, groups)))
 }
 
 async fn histogram(
@@ -112,9 +103,7 @@ async fn histogram(
     let filter = store_filter(&parse_query(query.as_deref())?)?;
     let asked: proto::HistogramQuery = parse_query(query.as_deref())?;
     let width = histogram_width(asked.interval_seconds, filter.time.from_ns, filter.time.to_ns)?;
-    let bucket_ns = i64::try_from(width)
-        .unwrap_or(i64::MAX / 1_000_000_000)
-        .saturating_mul(1_000_000_000);
+    let bucket_ns = bucket_nanos(width);
     let buckets = blocking(&state, move |store| {
         Ok(store.histogram_events(&filter, bucket_ns)?)
     })
