@@ -32,6 +32,14 @@ pub trait EventQuery: Send + Sync {
     /// Number of matching events.
     fn count_events(&self, filter: &EventFilter) -> Result<u64>;
 
+    /// Number of matching events, counting no further than `limit`: `min(count, limit)`.
+    /// Asking for one more than a display threshold tells "more than N" from "exactly N"
+    /// while a backend stops reading rows at `limit`, so that counting a common filter over a
+    /// large store stays as fast as showing its first page. The default counts everything.
+    fn count_events_upto(&self, filter: &EventFilter, limit: u64) -> Result<u64> {
+        Ok(self.count_events(filter)?.min(limit))
+    }
+
     /// One event in full, with its raw JSON; `None` when no such id is stored.
     fn get_event(&self, id: EventId) -> Result<Option<FullEvent>>;
 
@@ -56,6 +64,12 @@ pub trait AlertQuery: Send + Sync {
 
     /// Number of matching alerts.
     fn count_alerts(&self, filter: &AlertFilter) -> Result<u64>;
+
+    /// Number of matching alerts, counting no further than `limit` (see
+    /// [`EventQuery::count_events_upto`]).
+    fn count_alerts_upto(&self, filter: &AlertFilter, limit: u64) -> Result<u64> {
+        Ok(self.count_alerts(filter)?.min(limit))
+    }
 
     /// Matching alerts counted by `field`, largest groups first (ties by key), at most `limit`.
     fn group_alerts(
