@@ -41,7 +41,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@cases $open;
             dedupe, atomic_batch, event_filters, alert_filters, pagination_stable_under_inserts,
             grouping_and_histograms, retention, intake_lifecycle, token_lifecycle, config_objects,
-            full_event_round_trip, invalid_queries, schema_version);
+            full_event_round_trip, invalid_queries, schema_version, bounded_counts);
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
         $(
@@ -1602,4 +1602,121 @@ pub fn invalid_queries(h: &dyn Harness) {
 pub fn schema_version(h: &dyn Harness) {
     let version = ok(h.store().schema_version(), "schema_version");
     assert!(version >= 1, "schema version {version}");
+}
+
+/// Checks a bounded count against the exact number `matching`: `counted(limit)` must be
+/// `min(matching, limit)` below, at and above the number, at zero and at `u64::MAX`.
+fn check_bounded_count(name: &str, matching: u64, counted: impl Fn(u64) -> u64) {
+    let mut limits = vec![0, 1, matching, matching + 1, matching + 1000, u64::MAX];
+    if matching > 1 {
+        limits.extend([matching - 1, matching / 2]);
+    }
+    for limit in limits {
+        assert_eq!(
+            counted(limit),
+            matching.min(limit),
+            "{name}: counted up to {limit} with {matching} matching"
+        );
+    }
+}
+
+/// `count_events_upto` and `count_alerts_upto` answer `min(count, limit)`, for filters a
+/// backend answers in different ways (no filter, an indexed column, a user prefix, free text,
+/// a time range, several at once, nothing matching), before and after its derived indexes
+/// catch up.
+pub fn bounded_counts(h: &dyn Harness) {
+    let store = h.store();
+    let (events, alerts) = load_fixture(store, 300, 17);
+    let mid = events[150].fields.time_ns;
+    let late = events[250].fields.time_ns;
+    let s = |v: &str| Some(v.to_owned());
+    let event_cases: Vec<(&str, EventFilter)> = vec![
+        ("everything", EventFilter::default()),
+        (
+            "cluster",
+            EventFilter {
+                cluster: s("staging"),
+                ..EventFilter::default()
+            },
+        ),
+        (
+            "user prefix",
+            EventFilter {
+                user: Some(UserMatch::Prefix("system:serviceaccount:".to_owned())),
+                ..EventFilter::default()
+            },
+        ),
+        (
+            "text",
+            EventFilter {
+                text: s("kube-system"),
+                ..EventFilter::default()
+            },
+        ),
+        (
+            "time and verb",
+            EventFilter {
+                time: TimeRange::between(mid, late),
+                verb: s("get"),
+                ..EventFilter::default()
+            },
+        ),
+        (
+            "nothing",
+            EventFilter {
+                verb: s("no-such-verb"),
+                ..EventFilter::default()
+            },
+        ),
+    ];
+    let alert_cases: Vec<(&str, AlertFilter)> = vec![
+        ("everything", AlertFilter::default()),
+        (
+            "min priority",
+            AlertFilter {
+                min_priority: Some(Priority::Error),
+                ..AlertFilter::default()
+            },
+        ),
+        (
+            "time and cluster",
+            AlertFilter {
+                time: TimeRange::between(mid, late),
+                cluster: s("prod-eu"),
+                ..AlertFilter::default()
+            },
+        ),
+        (
+            "nothing",
+            AlertFilter {
+                rule: s("No Such Rule"),
+                ..AlertFilter::default()
+            },
+        ),
+    ];
+    let check_all = || {
+        for (name, filter) in &event_cases {
+            let matching = events.iter().filter(|e| event_matches(filter, &e.fields)).count() as u64;
+            assert!(
+                *name == "nothing" || matching > 1,
+                "events {name}: the fixture should match several"
+            );
+            check_bounded_count(&format!("events {name}"), matching, |limit| {
+                ok(store.count_events_upto(filter, limit), "count_events_upto")
+            });
+        }
+        for (name, filter) in &alert_cases {
+            let matching = alerts.iter().filter(|(_, a)| alert_matches(filter, a)).count() as u64;
+            assert!(
+                *name == "nothing" || matching > 1,
+                "alerts {name}: the fixture should match several"
+            );
+            check_bounded_count(&format!("alerts {name}"), matching, |limit| {
+                ok(store.count_alerts_upto(filter, limit), "count_alerts_upto")
+            });
+        }
+    };
+    check_all();
+    h.settle();
+    check_all();
 }
