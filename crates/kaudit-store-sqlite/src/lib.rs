@@ -35,19 +35,19 @@
 //!
 //! # Indexes and search
 //!
-//! Write cost decides the indexes (`migrations/0001_initial.sql` says why in detail): the
-//! `events` table has only time-led indexes, and the value-led lookups (user, namespace,
-//! resource) and the FTS5 trigram index over requestURI and object name are derived tables the
-//! writer fills behind the inserts in chunks of thousands of rows, recording how far it got. A
-//! search walks the best lookup for the rows it covers, scans the few thousand newest rows
-//! above its mark by rowid, and merges both in (time, id) order: results are always complete,
-//! and the cost of value-led indexing is paid once per chunk rather than once per batch.
-//! [`SqliteStore::index_pending_text`] fills them up to date on demand.
+//! Write cost decides the indexes (`migrations/*.sql` say why in detail). The `events` table
+//! has only time-led indexes, which grow at their end. Value and free-text search go through
+//! block summaries ([`blocks`]): Bloom filters over each run of 1024 events, written by the
+//! writer thread in memory as events arrive and stored once per block. A search reads the
+//! blocks whose filters admit all its values, newest first, and checks their rows exactly;
+//! the newest events, above the last written block, are scanned by rowid. Results are always
+//! complete. [`SqliteStore::flush_blocks`] writes the open block at once.
 //!
 //! Raw events are compressed with a zstd dictionary trained on the store's first few thousand
 //! events (stored in the database; earlier events stay readable without it).
 
 mod admin;
+mod blocks;
 mod compression;
 mod migrations;
 mod read;
@@ -143,12 +143,11 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Fills the derived lookups (user, namespace, resource, free text) with every event not
-    /// yet in them, now (the writer otherwise does so in chunks behind the inserts and when
-    /// idle). Searches are complete either way; this only moves work, e.g. before measuring
-    /// search latency.
-    pub fn index_pending_text(&self) -> Result<()> {
-        self.writer.call(|w| w.index_all_text())
+    /// Closes the open block summary, however few events it holds, and writes it with every
+    /// pending one (the writer otherwise writes a block once it holds 1024 events). Searches
+    /// are complete either way; this only moves work, e.g. before measuring search latency.
+    pub fn flush_blocks(&self) -> Result<()> {
+        self.writer.call(|w| w.flush_blocks())
     }
 
     /// Runs `f` on a pooled reader connection.
@@ -222,6 +221,10 @@ impl EventQuery for SqliteStore {
         self.with_reader(|c| read::count_events(c, filter))
     }
 
+    fn count_events_upto(&self, filter: &EventFilter, limit: u64) -> Result<u64> {
+        self.with_reader(|c| read::count_events_upto(c, filter, limit))
+    }
+
     fn get_event(&self, id: EventId) -> Result<Option<FullEvent>> {
         self.with_reader(|c| read::get_event(c, id, &self.compression))
     }
@@ -247,6 +250,10 @@ impl AlertQuery for SqliteStore {
 
     fn count_alerts(&self, filter: &AlertFilter) -> Result<u64> {
         self.with_reader(|c| read::count_alerts(c, filter))
+    }
+
+    fn count_alerts_upto(&self, filter: &AlertFilter, limit: u64) -> Result<u64> {
+        self.with_reader(|c| read::count_alerts_upto(c, filter, limit))
     }
 
     fn group_alerts(

@@ -9,11 +9,12 @@ use kaudit_model::{Level, Priority, Stage};
 use kaudit_store::{
     AlertFields, AlertFilter, AlertGroupField, AlertId, Cursor, EventFields, EventFilter, EventGroupField,
     EventId, FullEvent, GroupCount, HistogramBucket, IntakeId, Page, PageRequest, Result, StoreError,
-    StoredAlert, StoredEvent, UserMatch,
+    StoredAlert, StoredEvent, TimeRange, UserMatch,
 };
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 
+use crate::blocks::Required;
 use crate::compression::Compression;
 
 /// A `WHERE` clause under construction.
@@ -62,11 +63,6 @@ impl Where {
     }
 }
 
-/// A trigram query whose rarest trigram is in at most this many rows drives a search: its
-/// candidates are few enough to fetch and sort by time. Above it, the walk of another index
-/// (or of time) checks the substring on each row instead, and finds common text fast.
-const SELECTIVE_TRIGRAM_ROWS: i64 = 20_000;
-
 /// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
 fn like_contains(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
@@ -79,66 +75,6 @@ fn like_contains(text: &str) -> String {
     }
     pattern.push('%');
     pattern
-}
-
-/// How many of a text's trigrams a query uses: the rarest ones. Reading a common trigram's
-/// row list ("pod", "api") costs more than the few extra rows the substring check on the row
-/// then rejects.
-const TRIGRAMS_PER_QUERY: usize = 3;
-
-/// An FTS5 query that every row containing `text` (ASCII case-insensitively) matches: the AND
-/// of its rarest distinct trigrams (by the index's own row counts), each quoted. `None` when
-/// the index cannot help: text shorter than a trigram, or not ASCII (the tokenizer's Unicode
-/// case folding is not ours to reproduce; such text is matched by scanning).
-fn trigram_query(conn: &Connection, text: &str) -> Result<Option<(String, i64)>> {
-    if text.len() < 3 || !text.is_ascii() {
-        return Ok(None);
-    }
-    let lower = text.to_ascii_lowercase();
-    let mut grams: Vec<&str> = Vec::new();
-    for start in 0..=lower.len() - 3 {
-        let gram = &lower[start..start + 3];
-        if !grams.contains(&gram) {
-            grams.push(gram);
-        }
-    }
-    let mut counted: Vec<(i64, &str)> = Vec::with_capacity(grams.len());
-    {
-        let mut statement = conn
-            .prepare_cached("SELECT doc FROM events_text_vocab WHERE term = ?1")
-            .map_err(sql_error("preparing a trigram count"))?;
-        for gram in grams {
-            let rows: Option<i64> = statement
-                .query_row([gram], |r| r.get(0))
-                .optional()
-                .map_err(sql_error("counting a trigram"))?;
-            counted.push((rows.unwrap_or(0), gram));
-        }
-    }
-    counted.sort_unstable();
-    let quoted: Vec<String> = counted
-        .iter()
-        .take(TRIGRAMS_PER_QUERY)
-        .map(|(_, g)| format!("\"{}\"", g.replace('"', "\"\"")))
-        .collect();
-    let rarest = counted.first().map_or(0, |(rows, _)| *rows);
-    Ok(Some((quoted.join(" AND "), rarest)))
-}
-
-/// The most selective trigram query of a filter's object name and free text, if selective
-/// enough to drive the search ([`SELECTIVE_TRIGRAM_ROWS`]).
-fn selective_text_query(conn: &Connection, filter: &EventFilter) -> Result<Option<String>> {
-    let mut best: Option<(String, i64)> = None;
-    let texts = [filter.name.as_deref(), filter.text.as_deref()];
-    for text in texts.into_iter().flatten().filter(|t| !t.is_empty()) {
-        if let Some((query, rows)) = trigram_query(conn, text)?
-            && rows <= SELECTIVE_TRIGRAM_ROWS
-            && best.as_ref().is_none_or(|(_, best_rows)| rows < *best_rows)
-        {
-            best = Some((query, rows));
-        }
-    }
-    Ok(best.map(|(query, _)| query))
 }
 
 fn event_where(filter: &EventFilter) -> Where {
@@ -210,147 +146,186 @@ fn alert_where(filter: &AlertFilter) -> Where {
     w
 }
 
-/// Where the rows of an event query come from: one table expression with its conditions.
-/// A query reads the union of its sources, which never share a row.
-struct Source {
-    from: String,
-    w: Where,
-    /// Columns giving (time, id) order for this source.
-    order: (&'static str, &'static str),
+/// How an event query finds its rows.
+enum Plan {
+    /// Walk the `events` time index: the filter has no value that lets blocks be skipped.
+    Time,
+    /// The rows above the block mark by rowid, then the blocks whose summaries admit the
+    /// filter's values, newest first.
+    Blocks { required: Required, mark: i64 },
 }
 
-/// A user-name prefix covering more distinct users than this is searched by walking time
-/// instead of the user lookup: such a prefix is common ("system:serviceaccount:") and a walk
-/// in time order finds a page of matches quickly, while fewer users are each walked in their
-/// own lookup range and merged.
-const PREFIX_MAX_USERS: usize = 64;
-
-/// The distinct user names in `[low, high)` in the user lookup, or `None` when there are more
-/// than `max`. Each step is one index seek, so this costs `max` seeks at most.
-fn users_in_range(conn: &Connection, low: &str, high: &str, max: usize) -> Result<Option<Vec<String>>> {
-    let mut statement = conn
-        .prepare_cached("SELECT MIN(username) FROM events_by_user WHERE username > ?1 AND username < ?2")
-        .map_err(sql_error("listing users by prefix"))?;
-    let mut users: Vec<String> = Vec::new();
-    let first: Option<String> = conn
-        .prepare_cached("SELECT MIN(username) FROM events_by_user WHERE username >= ?1 AND username < ?2")
-        .and_then(|mut st| st.query_row([low, high], |r| r.get(0)))
-        .map_err(sql_error("listing users by prefix"))?;
-    let mut next = first;
-    while let Some(user) = next {
-        if users.len() == max {
-            return Ok(None);
-        }
-        next = statement
-            .query_row([user.as_str(), high], |r| r.get(0))
-            .map_err(sql_error("listing users by prefix"))?;
-        users.push(user);
+fn plan(conn: &Connection, filter: &EventFilter) -> Result<Plan> {
+    let required = Required::of(filter);
+    if required.is_empty() {
+        return Ok(Plan::Time);
     }
-    Ok(Some(users))
-}
-
-/// The rows of `filter`'s query, as sources whose union is exact and disjoint: the time index
-/// of `events` alone, or walks of a derived lookup (one per looked-up value) for the rows it
-/// covers plus a rowid-range scan of the rows above its mark.
-fn event_sources(conn: &Connection, filter: &EventFilter) -> Result<Vec<Source>> {
     let mark: i64 = conn
-        .prepare_cached("SELECT indexed_upto FROM derived_state WHERE id = 1")
+        .prepare_cached("SELECT blocked_upto FROM block_state WHERE id = 1")
         .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(sql_error("reading the derived index mark"))?;
-    let mut tail = event_where(filter);
-    tail.add("e.id > ?", [Value::Integer(mark)]);
-    // NOT INDEXED: the rows above the mark are the newest few thousand, found by rowid range;
-    // an index walk over all of time looking for them would be a full scan.
-    let tail = Source {
-        from: "events e NOT INDEXED".to_owned(),
-        w: tail,
-        order: ("e.time_ns", "e.id"),
+        .map_err(sql_error("reading the block mark"))?;
+    Ok(Plan::Blocks { required, mark })
+}
+
+/// An id range that may hold matching events.
+#[derive(Clone, Copy, Debug)]
+struct Range {
+    first: i64,
+    last: i64,
+    /// The newest event time in this range and every range after it (`i64::MAX` when
+    /// unknown): a newest-first search stops once it has enough rows newer than this.
+    newest_from_here: i64,
+}
+
+/// Calls `each` with the ranges that may hold events matching `required` within `time` (and
+/// not newer than `before_ns`, a cursor's time): first the events above the block mark, then
+/// each block whose summary admits `required`, by descending ids. `each` returns false to stop.
+fn for_each_range(
+    conn: &Connection,
+    required: &Required,
+    mark: i64,
+    time: &TimeRange,
+    before_ns: Option<i64>,
+    mut each: impl FnMut(Range) -> Result<bool>,
+) -> Result<()> {
+    let above_mark = Range {
+        first: mark.saturating_add(1),
+        last: i64::MAX,
+        newest_from_here: i64::MAX,
     };
-
-    // A selective text drives: its few candidate rows are fetched and sorted by time.
-    if let Some(query) = selective_text_query(conn, filter)? {
-        let mut covered = Where::default();
-        covered.add(
-            "e.id IN (SELECT rowid FROM events_text WHERE events_text MATCH ?)",
-            [Value::Text(query)],
-        );
-        let rest = event_where(filter);
-        covered.conditions.extend(rest.conditions);
-        covered.params.extend(rest.params);
-        return Ok(vec![
-            Source {
-                from: "events e".to_owned(),
-                w: covered,
-                order: ("e.time_ns", "e.id"),
-            },
-            tail,
-        ]);
+    if !each(above_mark)? {
+        return Ok(());
     }
-
-    // (lookup table, column, values to walk)
-    let mut lookup: Option<(&'static str, &'static str, Vec<String>)> = None;
-    match &filter.user {
-        Some(UserMatch::Exact(user)) => lookup = Some(("events_by_user", "username", vec![user.clone()])),
-        Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
-            let high = format!("{prefix}\u{10FFFF}");
-            if let Some(users) = users_in_range(conn, prefix, &high, PREFIX_MAX_USERS)? {
-                // The range may hold names that only sort like the prefix; keep true matches.
-                let users = users
-                    .into_iter()
-                    .filter(|u| u.starts_with(prefix.as_str()))
-                    .collect();
-                lookup = Some(("events_by_user", "username", users));
-            }
+    let mut w = Where::default();
+    w.add("first_id <= ?", [Value::Integer(mark)]);
+    if let Some(from) = time.from_ns {
+        w.add("max_time >= ?", [Value::Integer(from)]);
+    }
+    if let Some(to) = time.to_ns {
+        w.add("min_time < ?", [Value::Integer(to)]);
+    }
+    if let Some(before) = before_ns {
+        w.add("min_time <= ?", [Value::Integer(before)]);
+    }
+    // Block headers are small: read them all, then stream the filters alongside.
+    let mut headers: Vec<(i64, i64, i64)> = Vec::new();
+    {
+        let mut statement = conn
+            .prepare_cached(&format!(
+                "SELECT first_id, last_id, max_time FROM blocks{} ORDER BY first_id DESC",
+                w.sql()
+            ))
+            .map_err(sql_error("preparing a block scan"))?;
+        let rows = statement
+            .query_map(params_from_iter(w.params), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sql_error("reading blocks"))?;
+        for row in rows {
+            headers.push(row.map_err(sql_error("reading blocks"))?);
         }
-        Some(UserMatch::Prefix(_)) | None => {}
     }
-    if lookup.is_none()
-        && let Some(namespace) = &filter.namespace
-    {
-        lookup = Some(("events_by_namespace", "namespace", vec![namespace.clone()]));
-    }
-    if lookup.is_none()
-        && let Some(resource) = &filter.resource
-    {
-        lookup = Some(("events_by_resource", "resource", vec![resource.clone()]));
-    }
-    let Some((table, column, values)) = lookup else {
-        return Ok(vec![Source {
-            from: "events e".to_owned(),
-            w: event_where(filter),
-            order: ("e.time_ns", "e.id"),
-        }]);
+    let Some(&(newest_first_id, _, _)) = headers.first() else {
+        return Ok(());
     };
-    let mut sources = Vec::with_capacity(values.len() + 1);
-    for value in values {
-        let mut covered = Where::default();
-        covered.add(format!("d.{column} = ?"), [Value::Text(value)]);
-        covered.time("d.time_ns", &filter.time);
-        let rest = event_where(filter);
-        covered.conditions.extend(rest.conditions);
-        covered.params.extend(rest.params);
-        sources.push(Source {
-            from: format!("{table} d CROSS JOIN events e ON e.id = d.id"),
-            w: covered,
-            order: ("d.time_ns", "d.id"),
-        });
+    let mut newest_from_here = vec![i64::MIN; headers.len()];
+    let mut running = i64::MIN;
+    for (i, header) in headers.iter().enumerate().rev() {
+        running = running.max(header.2);
+        newest_from_here[i] = running;
     }
-    sources.push(tail);
-    Ok(sources)
+    let range = |i: usize| Range {
+        first: headers[i].0,
+        last: headers[i].1,
+        newest_from_here: newest_from_here[i],
+    };
+    let columns = match (required.needs_values(), required.needs_grams()) {
+        (true, true) => "first_id, value_bloom, gram_bloom",
+        (true, false) => "first_id, value_bloom, NULL",
+        (false, _) => "first_id, NULL, gram_bloom",
+    };
+    let mut statement = conn
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM block_blooms WHERE first_id <= ?1 ORDER BY first_id DESC"
+        ))
+        .map_err(sql_error("preparing a block filter scan"))?;
+    let mut blooms = statement
+        .query([newest_first_id])
+        .map_err(sql_error("reading block filters"))?;
+    let mut next = 0;
+    while next < headers.len() {
+        let Some(row) = blooms.next().map_err(sql_error("reading block filters"))? else {
+            break;
+        };
+        let first_id: i64 = row.get(0).map_err(sql_error("reading block filters"))?;
+        // A block without a filter row (never expected) is admitted.
+        while next < headers.len() && headers[next].0 > first_id {
+            if !each(range(next))? {
+                return Ok(());
+            }
+            next += 1;
+        }
+        if next < headers.len() && headers[next].0 == first_id {
+            let blob = |i: usize| -> Result<Option<&[u8]>> {
+                match row.get_ref(i).map_err(sql_error("reading block filters"))? {
+                    ValueRef::Blob(bytes) => Ok(Some(bytes)),
+                    _ => Ok(None),
+                }
+            };
+            if required.admits(blob(1)?, blob(2)?) && !each(range(next))? {
+                return Ok(());
+            }
+            next += 1;
+        }
+    }
+    while next < headers.len() {
+        if !each(range(next))? {
+            return Ok(());
+        }
+        next += 1;
+    }
+    Ok(())
 }
 
-/// `SELECT <select> FROM <each source> WHERE ...` joined with UNION ALL, and the parameters.
-fn union_of(sources: Vec<Source>, select: &str) -> (String, Vec<Value>) {
-    let mut parts = Vec::new();
-    let mut params = Vec::new();
-    for source in sources {
-        parts.push(format!("SELECT {select} FROM {}{}", source.from, source.w.sql()));
-        params.extend(source.w.params);
-    }
-    (parts.join(" UNION ALL "), params)
+/// The filter's conditions restricted to the ids of `range`.
+fn range_where(filter: &EventFilter, range: Range) -> Where {
+    let mut w = event_where(filter);
+    w.add(
+        "e.id BETWEEN ? AND ?",
+        [Value::Integer(range.first), Value::Integer(range.last)],
+    );
+    w
 }
 
-const EVENT_COLUMNS: &str =
+/// A group-by key, ordered as SQLite orders values (NULL, then numbers, then text).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Key {
+    Null,
+    Integer(i64),
+    Text(String),
+}
+
+impl Key {
+    fn of(value: Value) -> Key {
+        match value {
+            Value::Null => Key::Null,
+            Value::Integer(i) => Key::Integer(i),
+            Value::Real(f) => Key::Text(f.to_string()),
+            Value::Text(t) => Key::Text(t),
+            Value::Blob(b) => Key::Text(String::from_utf8_lossy(&b).into_owned()),
+        }
+    }
+
+    fn into_text(self) -> Option<String> {
+        match self {
+            Key::Null => None,
+            Key::Integer(i) => Some(i.to_string()),
+            Key::Text(t) => Some(t),
+        }
+    }
+}
+
+pub(crate) const EVENT_COLUMNS: &str =
     "e.id, e.time_ns, e.received_ns, e.cluster, e.intake_id, e.audit_id, e.stage, e.digest,
     e.verb, e.username, e.groups_json, e.impersonated_user, e.resource, e.subresource, e.namespace, e.name,
     e.api_group, e.source_ip, e.user_agent, e.response_code, e.decision, e.request_uri, e.level";
@@ -370,7 +345,7 @@ fn corrupt(what: &'static str, reason: impl std::fmt::Display) -> StoreError {
 }
 
 /// Reads the columns of [`EVENT_COLUMNS`] from a row.
-fn event_from_row(row: &Row<'_>) -> Result<StoredEvent> {
+pub(crate) fn event_from_row(row: &Row<'_>) -> Result<StoredEvent> {
     let get = |e: rusqlite::Error| corrupt("events", e);
     let stage: String = row.get(6).map_err(get)?;
     let digest: Vec<u8> = row.get(7).map_err(get)?;
@@ -466,43 +441,78 @@ pub(crate) fn search_events(
     page: PageRequest,
 ) -> Result<Page<StoredEvent>> {
     let limit = page.checked_limit()?;
-    // One snapshot for the mark and every source.
+    // One snapshot for the mark, the blocks and the rows.
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a search"))?;
-    let mut items: Vec<StoredEvent> = Vec::new();
-    for mut source in event_sources(&snapshot, filter)? {
-        source.w.cursor(source.order.0, source.order.1, page.cursor);
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {}{} ORDER BY {} DESC, {} DESC LIMIT {}",
-            source.from,
-            source.w.sql(),
-            source.order.0,
-            source.order.1,
+    let position = |e: &StoredEvent| Cursor {
+        time_ns: e.fields.time_ns,
+        id: e.id.0,
+    };
+    let newest_first = |from: &str, w: &Where| {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM {from}{} ORDER BY e.time_ns DESC, e.id DESC LIMIT {}",
+            w.sql(),
             u64::from(limit) + 1
-        );
-        // Each source's newest limit + 1 rows: the merged newest limit + 1 are among them.
-        let rows = page_query(&snapshot, &sql, source.w.params, limit + 1, event_from_row, |e| {
-            Cursor {
-                time_ns: e.fields.time_ns,
-                id: e.id.0,
+        )
+    };
+    let (required, mark) = match plan(&snapshot, filter)? {
+        Plan::Time => {
+            let mut w = event_where(filter);
+            w.cursor("e.time_ns", "e.id", page.cursor);
+            let sql = newest_first("events e", &w);
+            return page_query(&snapshot, &sql, w.params, limit, event_from_row, position);
+        }
+        Plan::Blocks { required, mark } => (required, mark),
+    };
+    // Each range's newest limit + 1 rows, until no range left can beat the limit + 1 newest.
+    let keep = limit as usize + 1;
+    let mut items: Vec<StoredEvent> = Vec::new();
+    let newest_kept = |items: &mut Vec<StoredEvent>| {
+        items.sort_by_key(|e| std::cmp::Reverse((e.fields.time_ns, e.id.0)));
+        items.truncate(keep);
+    };
+    let before_ns = page.cursor.map(|c| c.time_ns);
+    for_each_range(&snapshot, &required, mark, &filter.time, before_ns, |range| {
+        if items.len() >= keep {
+            newest_kept(&mut items);
+            // Later ranges hold smaller ids: a row there at the same time sorts after.
+            if items
+                .last()
+                .is_some_and(|e| range.newest_from_here <= e.fields.time_ns)
+            {
+                return Ok(false);
             }
-        })?;
+        }
+        let mut w = range_where(filter, range);
+        w.cursor("e.time_ns", "e.id", page.cursor);
+        let sql = newest_first("events e NOT INDEXED", &w);
+        let rows = page_query(&snapshot, &sql, w.params, limit + 1, event_from_row, position)?;
         items.extend(rows.items);
-    }
-    items.sort_by_key(|e| std::cmp::Reverse((e.fields.time_ns, e.id.0)));
+        Ok(true)
+    })?;
+    newest_kept(&mut items);
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next_cursor = if more {
-        items.last().map(|e| Cursor {
-            time_ns: e.fields.time_ns,
-            id: e.id.0,
-        })
-    } else {
-        None
-    };
+    let next_cursor = if more { items.last().map(position) } else { None };
     drop(snapshot);
     Ok(Page { items, next_cursor })
+}
+
+/// `SELECT COUNT(*)` over at most `limit` rows of `FROM <from> <w>`.
+fn count_upto(conn: &Connection, from: &str, w: Where, limit: u64) -> Result<u64> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM {from}{} LIMIT {limit})",
+        w.sql()
+    );
+    let mut statement = conn
+        .prepare_cached(&sql)
+        .map_err(sql_error("preparing a count"))?;
+    let n: i64 = statement
+        .query_row(params_from_iter(w.params), |r| r.get(0))
+        .map_err(sql_error("counting"))?;
+    Ok(n.max(0) as u64)
 }
 
 fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
@@ -514,17 +524,23 @@ fn count(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64> {
 }
 
 pub(crate) fn count_events(conn: &Connection, filter: &EventFilter) -> Result<u64> {
+    count_events_upto(conn, filter, u64::MAX)
+}
+
+pub(crate) fn count_events_upto(conn: &Connection, filter: &EventFilter, limit: u64) -> Result<u64> {
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a count"))?;
-    let mut total = 0;
-    for source in event_sources(&snapshot, filter)? {
-        total += count(
-            &snapshot,
-            &format!("SELECT COUNT(*) FROM {}{}", source.from, source.w.sql()),
-            source.w.params,
-        )?;
-    }
+    let (required, mark) = match plan(&snapshot, filter)? {
+        Plan::Time => return count_upto(&snapshot, "events e", event_where(filter), limit),
+        Plan::Blocks { required, mark } => (required, mark),
+    };
+    let mut total = 0u64;
+    for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
+        let w = range_where(filter, range);
+        total += count_upto(&snapshot, "events e NOT INDEXED", w, limit - total)?;
+        Ok(total < limit)
+    })?;
     Ok(total)
 }
 
@@ -600,15 +616,52 @@ pub(crate) fn group_events(
         EventGroupField::Decision => "e.decision",
         EventGroupField::UserAgent => "e.user_agent",
     };
+    let limit = limit.min(PageRequest::MAX_LIMIT);
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a grouped count"))?;
-    let (rows, params) = union_of(event_sources(&snapshot, filter)?, &format!("{column} AS k"));
-    let sql = format!(
-        "SELECT k, COUNT(*) AS n FROM ({rows}) GROUP BY k ORDER BY n DESC, k ASC NULLS FIRST LIMIT {}",
-        limit.min(PageRequest::MAX_LIMIT)
-    );
-    grouped(&snapshot, &sql, params)
+    let (required, mark) = match plan(&snapshot, filter)? {
+        Plan::Time => {
+            let w = event_where(filter);
+            let sql = format!(
+                "SELECT {column} AS k, COUNT(*) AS n FROM events e{} GROUP BY k
+                 ORDER BY n DESC, k ASC NULLS FIRST LIMIT {limit}",
+                w.sql()
+            );
+            return grouped(&snapshot, &sql, w.params);
+        }
+        Plan::Blocks { required, mark } => (required, mark),
+    };
+    let mut counts: std::collections::HashMap<Key, u64> = std::collections::HashMap::new();
+    for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
+        let w = range_where(filter, range);
+        let sql = format!(
+            "SELECT {column} AS k, COUNT(*) FROM events e NOT INDEXED{} GROUP BY k",
+            w.sql()
+        );
+        let mut statement = snapshot
+            .prepare_cached(&sql)
+            .map_err(sql_error("preparing a grouped count"))?;
+        let mut rows = statement
+            .query(params_from_iter(w.params))
+            .map_err(sql_error("running a grouped count"))?;
+        while let Some(row) = rows.next().map_err(sql_error("reading a grouped count"))? {
+            let key = Key::of(row.get(0).map_err(sql_error("reading a grouped count"))?);
+            let n: i64 = row.get(1).map_err(sql_error("reading a grouped count"))?;
+            *counts.entry(key).or_default() += n.max(0) as u64;
+        }
+        Ok(true)
+    })?;
+    let mut groups: Vec<(Key, u64)> = counts.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    groups.truncate(limit as usize);
+    Ok(groups
+        .into_iter()
+        .map(|(key, count)| GroupCount {
+            key: key.into_text(),
+            count,
+        })
+        .collect())
 }
 
 fn histogram(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<HistogramBucket>> {
@@ -640,15 +693,37 @@ pub(crate) fn histogram_events(
     bucket_ns: i64,
 ) -> Result<Vec<HistogramBucket>> {
     let bucket_ns = HistogramBucket::check_width(bucket_ns)?;
+    let bucket = bucket_expression("e.time_ns", bucket_ns);
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a histogram"))?;
-    let (rows, params) = union_of(event_sources(&snapshot, filter)?, "e.time_ns AS t");
-    let sql = format!(
-        "SELECT {} AS b, COUNT(*) FROM ({rows}) GROUP BY b ORDER BY b",
-        bucket_expression("t", bucket_ns)
-    );
-    histogram(&snapshot, &sql, params)
+    let (required, mark) = match plan(&snapshot, filter)? {
+        Plan::Time => {
+            let w = event_where(filter);
+            let sql = format!(
+                "SELECT {bucket} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",
+                w.sql()
+            );
+            return histogram(&snapshot, &sql, w.params);
+        }
+        Plan::Blocks { required, mark } => (required, mark),
+    };
+    let mut counts: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
+        let w = range_where(filter, range);
+        let sql = format!(
+            "SELECT {bucket} AS b, COUNT(*) FROM events e NOT INDEXED{} GROUP BY b",
+            w.sql()
+        );
+        for bucket in histogram(&snapshot, &sql, w.params)? {
+            *counts.entry(bucket.start_ns).or_default() += bucket.count;
+        }
+        Ok(true)
+    })?;
+    Ok(counts
+        .into_iter()
+        .map(|(start_ns, count)| HistogramBucket { start_ns, count })
+        .collect())
 }
 
 pub(crate) fn search_alerts(
@@ -677,6 +752,10 @@ pub(crate) fn count_alerts(conn: &Connection, filter: &AlertFilter) -> Result<u6
         &format!("SELECT COUNT(*) FROM alerts a{}", w.sql()),
         w.params,
     )
+}
+
+pub(crate) fn count_alerts_upto(conn: &Connection, filter: &AlertFilter, limit: u64) -> Result<u64> {
+    count_upto(conn, "alerts a", alert_where(filter), limit)
 }
 
 pub(crate) fn group_alerts(

@@ -24,8 +24,8 @@ impl Harness for SqliteHarness {
 
     fn settle(&self) {
         self.store
-            .index_pending_text()
-            .unwrap_or_else(|e| panic!("index_pending_text: {e}"));
+            .flush_blocks()
+            .unwrap_or_else(|e| panic!("flush_blocks: {e}"));
     }
 
     fn fail_inserts_of(&self, audit_id: &str) {
@@ -257,4 +257,142 @@ fn raw_events_round_trip_before_and_after_the_dictionary_and_across_reopen() {
         let full = store.get_event(*id).unwrap_or_else(|e| panic!("get_event: {e}"));
         assert_eq!(full.map(|f| f.raw_json).as_ref(), Some(raw), "event {id:?}");
     }
+}
+
+/// Every event matching `filter`, newest first, by paging through the store.
+fn ids_matching(store: &SqliteStore, filter: &EventFilter) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut page = kaudit_store::PageRequest::first(10);
+    loop {
+        let found = store
+            .search_events(filter, page)
+            .unwrap_or_else(|e| panic!("search: {e}"));
+        ids.extend(found.items.iter().map(|e| e.id.0));
+        match found.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => return ids,
+        }
+    }
+}
+
+#[test]
+fn a_store_written_before_blocks_is_summarised_when_opened() {
+    // A version-1 database with events and its value-led lookups, as an earlier release left it.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("kaudit.db");
+    {
+        let mut conn = Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+        migrations::migrate(&mut conn, &migrations::MIGRATIONS[..1]).unwrap_or_else(|e| panic!("v1: {e}"));
+        for i in 0..200i64 {
+            let user = if i % 3 == 0 { "alice" } else { "system:node:node-1" };
+            conn.execute(
+                "INSERT INTO events (time_ns, received_ns, cluster, audit_id, stage, digest, dedupe, verb,
+                     username, groups_json, request_uri, level, namespace, name)
+                 VALUES (?1, ?1, 'c', ?2, 'ResponseComplete', zeroblob(32), ?3, 'get', ?4, '[]', ?5,
+                     'Metadata', 'default', ?6)",
+                rusqlite::params![
+                    T0 + i,
+                    format!("a{i}"),
+                    i,
+                    user,
+                    format!("/api/v1/namespaces/default/secrets/s-{i}"),
+                    format!("s-{i}")
+                ],
+            )
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        }
+    }
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+    let conn = Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+    let (blocks, mark): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM blocks), (SELECT blocked_upto FROM block_state)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or_else(|e| panic!("blocks: {e}"));
+    let block_rows = i64::from(crate::blocks::BLOCK_ROWS);
+    assert_eq!((blocks, mark), (200 / block_rows, 200 / block_rows * block_rows));
+    let alice = EventFilter {
+        user: Some(kaudit_store::UserMatch::Exact("alice".to_owned())),
+        ..EventFilter::default()
+    };
+    let expected: Vec<i64> = (1..=200).rev().filter(|id| (id - 1) % 3 == 0).collect();
+    assert_eq!(ids_matching(&store, &alice), expected);
+    let text = EventFilter {
+        text: Some("S-17".to_owned()),
+        ..EventFilter::default()
+    };
+    let expected: Vec<i64> = (171..=180).rev().chain([18]).collect();
+    assert_eq!(ids_matching(&store, &text), expected);
+    // New events continue the ids.
+    let outcome = store
+        .insert_batch(&[event("c", "after", T0 + 500)], &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    assert_eq!(
+        outcome.events,
+        vec![kaudit_store::Insertion::New(kaudit_store::EventId(201))]
+    );
+}
+
+#[test]
+fn the_open_block_survives_a_restart_and_ids_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("kaudit.db");
+    let bob = EventFilter {
+        user: Some(kaudit_store::UserMatch::Exact("bob".to_owned())),
+        ..EventFilter::default()
+    };
+    let with_user = |audit_id: &str, time: i64, user: &str| {
+        let mut e = event("c", audit_id, time);
+        e.fields.username = user.to_owned();
+        e
+    };
+    let mut bobs = Vec::new();
+    {
+        let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
+        // Enough for some full blocks and an open one; nothing flushed.
+        for b in 0..5 {
+            let events: Vec<_> = (0..23)
+                .map(|i| {
+                    let user = if i % 7 == 0 { "bob" } else { "carol" };
+                    with_user(&format!("b{b}-{i}"), T0 + b * 100 + i, user)
+                })
+                .collect();
+            let outcome = store
+                .insert_batch(&events, &[])
+                .unwrap_or_else(|e| panic!("insert: {e}"));
+            for (event, insertion) in events.iter().zip(outcome.events) {
+                if let kaudit_store::Insertion::New(id) = insertion
+                    && event.fields.username == "bob"
+                {
+                    bobs.push(id.0);
+                }
+            }
+        }
+        // The newest event goes (it is older than the retention cutoff).
+        let newest = with_user("old", T0 - 1_000, "bob");
+        store
+            .insert_batch(&[newest], &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        let purged = store
+            .purge_before(T0, 10)
+            .unwrap_or_else(|e| panic!("purge: {e}"));
+        assert_eq!(purged.events, 1);
+    }
+    bobs.reverse();
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap_or_else(|e| panic!("reopen: {e}"));
+    assert_eq!(ids_matching(&store, &bob), bobs);
+    let outcome = store
+        .insert_batch(&[with_user("later", T0 + 10_000, "bob")], &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    // 115 events, then the purged one (id 116): the next id is 117.
+    assert_eq!(
+        outcome.events,
+        vec![kaudit_store::Insertion::New(kaudit_store::EventId(117))]
+    );
+    bobs.insert(0, 117);
+    assert_eq!(ids_matching(&store, &bob), bobs);
+    store.flush_blocks().unwrap_or_else(|e| panic!("flush: {e}"));
+    assert_eq!(ids_matching(&store, &bob), bobs);
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use kaudit_store::{
@@ -13,7 +13,9 @@ use kaudit_store::{
 use rusqlite::{Connection, params};
 
 use crate::SqliteConfig;
+use crate::blocks::{BLOCK_ROWS, BlockBuilder, FORMAT, SealedBlock};
 use crate::compression::Compression;
+use crate::read::{EVENT_COLUMNS, event_from_row};
 
 /// A write request: runs inside the group transaction, answered after the commit.
 trait Job: Send {
@@ -89,10 +91,7 @@ impl WriterHandle {
             .name("kaudit-sqlite-checkpoint".to_owned())
             .spawn(move || checkpoint_loop(checkpoint_conn, wakes))
             .map_err(|e| StoreError::backend("starting the checkpoint thread", e))?;
-        let writer = Writer {
-            conn,
-            wake_checkpointer,
-        };
+        let writer = Writer::open(conn, wake_checkpointer)?;
         let thread = std::thread::Builder::new()
             .name("kaudit-sqlite-writer".to_owned())
             .spawn(move || {
@@ -149,16 +148,7 @@ impl Drop for WriterHandle {
 
 /// The writer thread's loop: take what is queued, run it in one transaction, commit, answer.
 fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
-    loop {
-        let first = match receiver.recv_timeout(TEXT_INDEX_IDLE) {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
-                // Idle: index whatever is left, however little.
-                writer.index_text(1);
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
+    while let Ok(first) = receiver.recv() {
         let mut jobs = vec![first];
         while jobs.len() < max_jobs {
             match receiver.try_recv() {
@@ -170,47 +160,11 @@ fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
         for job in jobs {
             job.finish(committed.clone());
         }
-        writer.index_text(TEXT_INDEX_CHUNK);
     }
 }
 
-/// Fills the derived lookups (see `migrations/0001_initial.sql`) with the next rows (at most
-/// [`TEXT_INDEX_CHUNK`]) if at least `min_rows` wait, and moves the mark; returns the rows
-/// added. Runs inside a transaction.
-fn fill_text_index(conn: &Connection, min_rows: i64) -> rusqlite::Result<i64> {
-    let (done, newest): (i64, i64) = conn.query_row(
-        "SELECT (SELECT indexed_upto FROM derived_state WHERE id = 1), COALESCE(MAX(id), 0) FROM events",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    if newest - done < min_rows.max(1) {
-        return Ok(0);
-    }
-    let upto = newest.min(done + TEXT_INDEX_CHUNK);
-    for sql in [
-        "INSERT INTO events_text (rowid, request_uri, name)
-         SELECT id, request_uri, name FROM events WHERE id > ?1 AND id <= ?2",
-        // Sorted by key, so that each B-tree page is visited once per fill.
-        "INSERT INTO events_by_user (username, time_ns, id)
-         SELECT username, time_ns, id FROM events WHERE id > ?1 AND id <= ?2 ORDER BY 1, 2, 3",
-        "INSERT INTO events_by_namespace (namespace, time_ns, id)
-         SELECT namespace, time_ns, id FROM events WHERE id > ?1 AND id <= ?2 AND namespace IS NOT NULL
-         ORDER BY 1, 2, 3",
-        "INSERT INTO events_by_resource (resource, time_ns, id)
-         SELECT resource, time_ns, id FROM events WHERE id > ?1 AND id <= ?2 AND resource IS NOT NULL
-         ORDER BY 1, 2, 3",
-    ] {
-        conn.prepare_cached(sql)?.execute(params![done, upto])?;
-    }
-    conn.prepare_cached("UPDATE derived_state SET indexed_upto = ?1 WHERE id = 1")?
-        .execute(params![upto])?;
-    Ok(upto - done)
-}
-
-/// Rows added to the derived lookups per transaction.
-const TEXT_INDEX_CHUNK: i64 = 8192;
-/// After this long without writes, the writer fills the derived lookups with the rest.
-const TEXT_INDEX_IDLE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Blocks summarised per transaction when a store opens with events above its block mark.
+const REBUILD_BLOCKS_PER_COMMIT: i64 = 64;
 
 /// Copies committed WAL pages into the database file, off the writer thread, after commits
 /// (at most every 100 ms). A passive checkpoint never blocks the writer or readers; the writer
@@ -228,9 +182,140 @@ fn checkpoint_loop(conn: Connection, wakes: Receiver<()>) {
 pub(crate) struct Writer {
     conn: Connection,
     wake_checkpointer: SyncSender<()>,
+    /// The id the next stored event gets. Ids are assigned here and never reused (a
+    /// rolled-back event leaves a gap), so that a written block never gains events.
+    next_id: i64,
+    /// The block the next events go into.
+    block: BlockBuilder,
+    /// Full blocks not yet written.
+    pending: Vec<SealedBlock>,
+    /// Blocks written in the current transaction; pending again if it fails.
+    in_flight: Vec<SealedBlock>,
 }
 
 impl Writer {
+    /// The writer over `conn`: finds the next id and summarises the events above the block
+    /// mark into blocks (after a crash, the open block's events; after the migration to
+    /// blocks, every event), committing as it goes.
+    fn open(conn: Connection, wake_checkpointer: SyncSender<()>) -> Result<Writer> {
+        let fail = |e| StoreError::backend("summarising events into blocks", e);
+        let (blocked_upto, next_id, max_id): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT blocked_upto, next_id, (SELECT COALESCE(MAX(id), 0) FROM events)
+                 FROM block_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(fail)?;
+        let mut writer = Writer {
+            conn,
+            wake_checkpointer,
+            next_id: next_id.max(blocked_upto.max(max_id) + 1),
+            block: BlockBuilder::new(blocked_upto + 1),
+            pending: Vec::new(),
+            in_flight: Vec::new(),
+        };
+        let per_round = i64::from(BLOCK_ROWS) * REBUILD_BLOCKS_PER_COMMIT;
+        let mut after = blocked_upto;
+        loop {
+            let mut read = 0;
+            {
+                let mut statement = writer
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.id > ?1 ORDER BY e.id LIMIT ?2"
+                    ))
+                    .map_err(fail)?;
+                let mut rows = statement.query(params![after, per_round]).map_err(fail)?;
+                while let Some(row) = rows.next().map_err(fail)? {
+                    let event = event_from_row(row)?;
+                    after = event.id.0;
+                    read += 1;
+                    writer.block.add(event.id.0, &event.fields);
+                    if writer.block.is_full() {
+                        writer.pending.push(writer.block.seal());
+                    }
+                }
+            }
+            if !writer.pending.is_empty() {
+                writer.conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+                let written = writer
+                    .write_pending()
+                    .and_then(|()| writer.conn.execute_batch("COMMIT").map_err(fail));
+                if let Err(e) = written {
+                    let _ = writer.conn.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+                writer.in_flight.clear();
+            }
+            if read < per_round {
+                return Ok(writer);
+            }
+        }
+    }
+
+    /// Writes the pending blocks and moves the block mark (inside the caller's transaction).
+    /// They stay in `in_flight` until the transaction's outcome is known; on an error nothing
+    /// moves (the caller rolls the statements back).
+    fn write_pending(&mut self) -> Result<()> {
+        let fail = |e| StoreError::backend("writing block summaries", e);
+        for block in &self.pending {
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO blocks (first_id, last_id, rows, min_time, max_time, format)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        block.first_id,
+                        block.last_id,
+                        block.rows,
+                        block.min_time,
+                        block.max_time,
+                        FORMAT
+                    ])
+                })
+                .map_err(fail)?;
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO block_blooms (first_id, value_bloom, gram_bloom) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut st| st.execute(params![block.first_id, block.value_bloom, block.gram_bloom]))
+                .map_err(fail)?;
+            self.conn
+                .prepare_cached("UPDATE block_state SET blocked_upto = MAX(blocked_upto, ?1) WHERE id = 1")
+                .and_then(|mut st| st.execute(params![block.last_id]))
+                .map_err(fail)?;
+        }
+        self.in_flight.append(&mut self.pending);
+        Ok(())
+    }
+
+    /// Writes the pending blocks in a savepoint of their own: a failure leaves them pending
+    /// (their events are found by scanning until a later write succeeds) and the rest of the
+    /// transaction untouched.
+    fn write_pending_apart(&mut self) {
+        if self.pending.is_empty() || self.conn.execute_batch("SAVEPOINT blocks").is_err() {
+            return;
+        }
+        if self.write_pending().is_ok() {
+            let _ = self.conn.execute_batch("RELEASE blocks");
+        } else {
+            let _ = self.conn.execute_batch("ROLLBACK TO blocks; RELEASE blocks");
+        }
+    }
+
+    /// After a transaction: the blocks it wrote are durable, or pending again.
+    fn settle_blocks(&mut self, committed: bool) {
+        if committed {
+            self.in_flight.clear();
+        } else {
+            let mut again = std::mem::take(&mut self.in_flight);
+            again.append(&mut self.pending);
+            self.pending = again;
+        }
+    }
+
     /// The connection, for admin writes.
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
@@ -241,6 +326,7 @@ impl Writer {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| e.to_string())?;
+        self.write_pending_apart();
         let outcome = (|| {
             for job in jobs.iter_mut() {
                 self.conn
@@ -266,29 +352,17 @@ impl Writer {
             // The transaction is abandoned; nothing of the group is stored.
             let _ = self.conn.execute_batch("ROLLBACK");
         }
+        self.settle_blocks(outcome.is_ok());
         outcome
     }
 
-    /// Adds the next rows (at most [`TEXT_INDEX_CHUNK`]) to the trigram index in their own
-    /// transaction, if at least `min_rows` are waiting. A failure leaves the mark where it was:
-    /// the rows stay searchable by scan and are indexed on a later try.
-    fn index_text(&mut self, min_rows: i64) {
-        let _ = self.try_index_text(min_rows);
-    }
-
-    fn try_index_text(&mut self, min_rows: i64) -> rusqlite::Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let filled = fill_text_index(&self.conn, min_rows).and_then(|_| self.conn.execute_batch("COMMIT"));
-        if filled.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+    /// Closes the open block, however few events it holds, and writes every pending block
+    /// (inside the caller's savepoint), so that no event is left to scanning.
+    pub(crate) fn flush_blocks(&mut self) -> Result<()> {
+        if self.block.rows > 0 {
+            self.pending.push(self.block.seal());
         }
-        filled
-    }
-
-    /// Indexes every waiting row (inside the caller's savepoint).
-    pub(crate) fn index_all_text(&mut self) -> Result<()> {
-        while fill_text_index(&self.conn, 1).map_err(|e| StoreError::backend("indexing text", e))? > 0 {}
-        Ok(())
+        self.write_pending()
     }
 
     /// Stores an encoded batch (inside the caller's savepoint).
@@ -303,8 +377,10 @@ impl Writer {
         let mut per_intake: HashMap<i64, (i64, i64)> = HashMap::new();
         for event in &batch.events {
             let f = &event.fields;
+            let id = self.next_id;
             let inserted = insert_event
                 .execute(params![
+                    id,
                     f.time_ns,
                     f.received_ns,
                     f.cluster,
@@ -334,7 +410,11 @@ impl Writer {
                 outcome.push(Insertion::Duplicate);
                 continue;
             }
-            let id = self.conn.last_insert_rowid();
+            self.next_id += 1;
+            self.block.add(id, f);
+            if self.block.is_full() {
+                self.pending.push(self.block.seal());
+            }
             insert_raw
                 .execute(params![id, batch.dict_id, event.raw_zstd])
                 .map_err(fail)?;
@@ -345,6 +425,10 @@ impl Writer {
             }
             outcome.push(Insertion::New(EventId(id)));
         }
+        self.conn
+            .prepare_cached("UPDATE block_state SET next_id = ?1 WHERE id = 1")
+            .and_then(|mut st| st.execute(params![self.next_id]))
+            .map_err(fail)?;
         let mut alerts_stored = 0;
         if !batch.alerts.is_empty() {
             let mut insert_alert = self.conn.prepare_cached(INSERT_ALERT).map_err(fail)?;
@@ -433,23 +517,6 @@ impl Writer {
             .map_err(fail)? as u64;
         self.conn
             .execute(
-                "DELETE FROM events_text WHERE rowid IN (SELECT id FROM temp.purge_ids)",
-                [],
-            )
-            .map_err(fail)?;
-        for (table, column) in [
-            ("events_by_user", "username"),
-            ("events_by_namespace", "namespace"),
-            ("events_by_resource", "resource"),
-        ] {
-            let sql = format!(
-                "DELETE FROM {table} WHERE ({column}, time_ns, id) IN
-                     (SELECT {column}, time_ns, id FROM events WHERE id IN (SELECT id FROM temp.purge_ids))"
-            );
-            self.conn.execute(&sql, []).map_err(fail)?;
-        }
-        self.conn
-            .execute(
                 "DELETE FROM event_raw WHERE id IN (SELECT id FROM temp.purge_ids)",
                 [],
             )
@@ -461,6 +528,15 @@ impl Writer {
                 [],
             )
             .map_err(fail)? as u64;
+        // Blocks all of whose events are older than every event left are empty now.
+        for sql in [
+            "DELETE FROM block_blooms WHERE first_id IN (SELECT first_id FROM blocks WHERE max_time <
+                 COALESCE((SELECT MIN(time_ns) FROM events), 9223372036854775807))",
+            "DELETE FROM blocks WHERE max_time <
+                 COALESCE((SELECT MIN(time_ns) FROM events), 9223372036854775807)",
+        ] {
+            self.conn.execute(sql, []).map_err(fail)?;
+        }
         purged.alerts += self
             .conn
             .execute(
@@ -477,11 +553,11 @@ impl Writer {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (
-        time_ns, received_ns, cluster, intake_id, audit_id, stage, digest, dedupe, verb, username,
+        id, time_ns, received_ns, cluster, intake_id, audit_id, stage, digest, dedupe, verb, username,
         groups_json, impersonated_user, resource, subresource, namespace, name, api_group, source_ip,
         user_agent, response_code, decision, request_uri, level)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-        ?21, ?22, ?23)
+        ?21, ?22, ?23, ?24)
     ON CONFLICT (time_ns, dedupe) DO NOTHING";
 
 const INSERT_ALERT: &str = "INSERT INTO alerts (
