@@ -24,11 +24,21 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// The number of matches of a filter (`.../count`).
+/// The number of matches of a filter (`.../count`). Asked with `limit`, the server stops
+/// counting past it: more than `limit` matches answer `{"count": limit, "exact": false}`
+/// ("10,000+"), so that a count beside a search stays as quick as the search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Count {
-    /// How many items match.
+    /// How many items match; when `exact` is false, how many were counted before stopping.
     pub count: u64,
+    /// False when more than `count` items match. Absent (from servers that always counted
+    /// everything) reads as true.
+    #[serde(default = "counts_are_exact_by_default")]
+    pub exact: bool,
+}
+
+fn counts_are_exact_by_default() -> bool {
+    true
 }
 
 /// Query parameters of `.../groups`: count matches grouped by one field.

@@ -136,7 +136,8 @@ pub struct EventFilter {
     /// Cursor from a previous page's `next_cursor`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
-    /// Page size (default 100, at most 1000).
+    /// Page size (default 100, at most 1000). On `.../count`: stop counting past this many
+    /// (1 to 1,000,000; see [`crate::Count`]); absent, the count is exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
