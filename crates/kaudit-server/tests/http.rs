@@ -1,7 +1,7 @@
 //! HTTP behaviour through the router (`app(state).oneshot(request)`) over a SQLite store in a
 //! temporary directory: intake, deduplication of retries, refusal of bad and hostile
-//! batches, credentials and roles, policies, rule files, and the replay of a real
-//! apiserver's webhook bodies.
+//! batches, credentials and roles, policies, rule files, counts bounded by `limit`, and the
+//! replay of a real apiserver's webhook bodies.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -521,4 +521,68 @@ async fn policies_decide_which_rules_alert() {
     );
     let (_, rules) = call(&s, get(&s.viewer, "/api/v1/rules")).await;
     assert!(!rules.as_array().unwrap().iter().any(|r| r["file"] == "mine"));
+}
+
+/// `GET .../count?limit=N` stops counting past N and says whether the count is exact; without
+/// `limit` it is exact; a `limit` that is not a whole number from 1 to 1,000,000 is refused
+/// with a message that quotes it.
+#[tokio::test]
+async fn counts_stop_at_their_limit_and_say_whether_they_are_exact() {
+    let s = server().await;
+    let activity = send_json(
+        "PATCH",
+        &s.admin,
+        "/api/v1/policies/all-activity",
+        json!({"enabled": true}),
+    );
+    assert_eq!(call(&s, activity).await.0, StatusCode::OK);
+    let lines: Vec<String> = (0..5)
+        .map(|i| {
+            event(
+                &format!("c{i}"),
+                if i == 0 { "delete" } else { "get" },
+                "pods",
+                "",
+            )
+        })
+        .collect();
+    let (status, ack) = call(&s, intake(&s, "/intake/v1/events", lines.join("\n"), None)).await;
+    assert_eq!(
+        (status, ack["alerts"].as_u64()),
+        (StatusCode::OK, Some(5)),
+        "{ack}"
+    );
+
+    for (what, query, count, exact) in [
+        ("events", "", 5, true),
+        ("events", "limit=", 5, true),
+        ("events", "limit=6", 5, true),
+        ("events", "limit=5", 5, true),
+        ("events", "limit=4", 4, false),
+        ("events", "limit=1", 1, false),
+        ("events", "limit=1000000", 5, true),
+        ("events", "verb=delete&limit=1", 1, true),
+        ("events", "verb=get&limit=3", 3, false),
+        ("events", "verb=patch&limit=3", 0, true),
+        ("alerts", "", 5, true),
+        ("alerts", "limit=2", 2, false),
+        ("alerts", "limit=5", 5, true),
+        ("alerts", "cluster=elsewhere&limit=5", 0, true),
+    ] {
+        let (status, body) = call(&s, get(&s.viewer, &format!("/api/v1/{what}/count?{query}"))).await;
+        assert_eq!(status, StatusCode::OK, "{what}?{query}: {body}");
+        assert_eq!(body, json!({"count": count, "exact": exact}), "{what}?{query}");
+    }
+    for what in ["events", "alerts"] {
+        for limit in ["0", "-1", "abc", "1.5", "1000001", "99999999999999999999"] {
+            let uri = format!("/api/v1/{what}/count?limit={limit}");
+            let (status, body) = call(&s, get(&s.viewer, &uri)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+            let error = body["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains(&format!("invalid limit \"{limit}\"")) && error.contains("1 to 1000000"),
+                "{uri}: {error:?}"
+            );
+        }
+    }
 }

@@ -1,43 +1,132 @@
-//! `GET /api/v1/events` (activity audit), one event by id, and `count`, `groups` and
-//! `histogram` (viewer).
+//! Events as a [`Searchable`] kind (the activity audit): `GET /api/v1/events` and its
+//! `count`, `groups` and `histogram`, served by [`super::search`], and one event in full by
+//! id (viewer).
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use kaudit_proto as proto;
-use kaudit_store::{EventGroupField, EventId, Role, StoredEvent, TimeRange, UserMatch};
+use kaudit_store::{
+    EventFilter, EventGroupField, EventId, GroupCount, HistogramBucket, Page, PageRequest, Role, Store,
+    StoredEvent, TimeRange, UserMatch,
+};
 
-use super::alerts::{bucket_nanos, groups_dto, histogram_dto};
-use super::{authorize, blocking, group_limit, histogram_width, page_request, parse_query, parse_time};
+use super::search::Searchable;
+use super::{authorize, blocking, parse_time_range};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The event routes.
+/// Stored events, searched through [`super::search`].
+pub struct Events;
+
+/// `GET /api/v1/events/{id}`; the searches are [`super::search::routes`] over [`Events`].
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/events", get(list))
-        .route("/events/count", get(count))
-        .route("/events/groups", get(groups))
-        .route("/events/histogram", get(histogram))
-        .route("/events/{id}", get(one))
+    Router::new().route("/events/{id}", get(one))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json<proto::Page<proto::Event>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
-    let query: proto::EventFilter = parse_query(query.as_deref())?;
-    let filter = store_filter(&query)?;
-    let page = page_request(query.cursor.as_deref(), query.limit)?;
-    let found = blocking(&state, move |store| Ok(store.search_events(&filter, page)?)).await?;
-    Ok(Json(proto::Page {
-        items: found.items.iter().map(event_dto).collect(),
-        next_cursor: found.next_cursor.map(|c| c.encode()),
-    }))
+impl Searchable for Events {
+    type Query = proto::EventFilter;
+    type Filter = EventFilter;
+    type GroupField = EventGroupField;
+    type Row = StoredEvent;
+    type Item = proto::Event;
+
+    /// `user` and `user_prefix` together are refused.
+    fn filter(query: &proto::EventFilter) -> Result<EventFilter, ApiError> {
+        let user = match (&query.user, &query.user_prefix) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "give user or user_prefix, not both".to_owned(),
+                ));
+            }
+            (Some(user), None) => Some(UserMatch::Exact(user.clone())),
+            (None, Some(prefix)) => Some(UserMatch::Prefix(prefix.clone())),
+            (None, None) => None,
+        };
+        Ok(EventFilter {
+            time: parse_time_range(query.from.as_deref(), query.to.as_deref())?,
+            cluster: query.cluster.clone(),
+            user,
+            group: query.group.clone(),
+            verb: query.verb.clone(),
+            resource: query.resource.clone(),
+            subresource: query.subresource.clone(),
+            namespace: query.namespace.clone(),
+            name: query.name.clone(),
+            source_ip: query.source_ip.clone(),
+            user_agent_contains: query.user_agent.clone(),
+            response_code: query.code.map(i32::from),
+            decision: query.decision.clone(),
+            text: query.q.clone(),
+        })
+    }
+
+    fn page(query: &proto::EventFilter) -> (Option<&str>, Option<u32>) {
+        (query.cursor.as_deref(), query.limit)
+    }
+
+    fn time(filter: &EventFilter) -> TimeRange {
+        filter.time
+    }
+
+    fn group_field(name: &str) -> Result<EventGroupField, ApiError> {
+        Ok(match name {
+            "user" => EventGroupField::User,
+            "verb" => EventGroupField::Verb,
+            "resource" => EventGroupField::Resource,
+            "namespace" => EventGroupField::Namespace,
+            "source_ip" => EventGroupField::SourceIp,
+            "code" | "response_code" => EventGroupField::ResponseCode,
+            "cluster" => EventGroupField::Cluster,
+            "decision" => EventGroupField::Decision,
+            "user_agent" => EventGroupField::UserAgent,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "cannot group events by {name:?} (expected user, verb, resource, namespace, source_ip, code, \
+                     cluster, decision or user_agent)"
+                )));
+            }
+        })
+    }
+
+    fn item(row: &StoredEvent) -> proto::Event {
+        event_dto(row)
+    }
+
+    fn search(
+        store: &dyn Store,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> kaudit_store::Result<Page<StoredEvent>> {
+        store.search_events(filter, page)
+    }
+
+    fn count(store: &dyn Store, filter: &EventFilter) -> kaudit_store::Result<u64> {
+        store.count_events(filter)
+    }
+
+    fn count_upto(store: &dyn Store, filter: &EventFilter, limit: u64) -> kaudit_store::Result<u64> {
+        store.count_events_upto(filter, limit)
+    }
+
+    fn group(
+        store: &dyn Store,
+        filter: &EventFilter,
+        field: EventGroupField,
+        limit: u32,
+    ) -> kaudit_store::Result<Vec<GroupCount>> {
+        store.group_events(filter, field, limit)
+    }
+
+    fn histogram(
+        store: &dyn Store,
+        filter: &EventFilter,
+        bucket_ns: i64,
+    ) -> kaudit_store::Result<Vec<HistogramBucket>> {
+        store.histogram_events(filter, bucket_ns)
+    }
 }
 
 async fn one(
@@ -63,105 +152,6 @@ async fn one(
             .collect();
     }
     Ok(Json(proto::EventDetail { summary, event }))
-}
-
-async fn count(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json<proto::Count>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
-    let filter = store_filter(&parse_query(query.as_deref())?)?;
-    let count = blocking(&state, move |store| Ok(store.count_events(&filter)?)).await?;
-    Ok(Json(proto::Count { count }))
-}
-
-async fn groups(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json<proto::Groups>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
-    let filter = store_filter(&parse_query(query.as_deref())?)?;
-    let group: proto::GroupQuery = parse_query(query.as_deref())?;
-    let field = group_field(&group.field)?;
-    let limit = group_limit(group.limit);
-    let groups = blocking(
-        &state,
-        move |store| Ok(store.group_events(&filter, field, limit)?),
-    )
-    .await?;
-    Ok(Json(groups_dto(group.field, groups)))
-}
-
-async fn histogram(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json<proto::Histogram>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
-    let filter = store_filter(&parse_query(query.as_deref())?)?;
-    let asked: proto::HistogramQuery = parse_query(query.as_deref())?;
-    let width = histogram_width(asked.interval_seconds, filter.time.from_ns, filter.time.to_ns)?;
-    let bucket_ns = bucket_nanos(width);
-    let buckets = blocking(&state, move |store| {
-        Ok(store.histogram_events(&filter, bucket_ns)?)
-    })
-    .await?;
-    Ok(Json(histogram_dto(width, &buckets)))
-}
-
-/// Protocol filter → store filter. `user` and `user_prefix` together are refused.
-pub fn store_filter(query: &proto::EventFilter) -> Result<kaudit_store::EventFilter, ApiError> {
-    let user = match (&query.user, &query.user_prefix) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "give user or user_prefix, not both".to_owned(),
-            ));
-        }
-        (Some(user), None) => Some(UserMatch::Exact(user.clone())),
-        (None, Some(prefix)) => Some(UserMatch::Prefix(prefix.clone())),
-        (None, None) => None,
-    };
-    Ok(kaudit_store::EventFilter {
-        time: TimeRange {
-            from_ns: parse_time("from", query.from.as_deref())?,
-            to_ns: parse_time("to", query.to.as_deref())?,
-        },
-        cluster: query.cluster.clone(),
-        user,
-        group: query.group.clone(),
-        verb: query.verb.clone(),
-        resource: query.resource.clone(),
-        subresource: query.subresource.clone(),
-        namespace: query.namespace.clone(),
-        name: query.name.clone(),
-        source_ip: query.source_ip.clone(),
-        user_agent_contains: query.user_agent.clone(),
-        response_code: query.code.map(i32::from),
-        decision: query.decision.clone(),
-        text: query.q.clone(),
-    })
-}
-
-fn group_field(name: &str) -> Result<EventGroupField, ApiError> {
-    Ok(match name {
-        "user" => EventGroupField::User,
-        "verb" => EventGroupField::Verb,
-        "resource" => EventGroupField::Resource,
-        "namespace" => EventGroupField::Namespace,
-        "source_ip" => EventGroupField::SourceIp,
-        "code" | "response_code" => EventGroupField::ResponseCode,
-        "cluster" => EventGroupField::Cluster,
-        "decision" => EventGroupField::Decision,
-        "user_agent" => EventGroupField::UserAgent,
-        _ => {
-            return Err(ApiError::BadRequest(format!(
-                "cannot group events by {name:?} (expected user, verb, resource, namespace, source_ip, code, \
-                 cluster, decision or user_agent)"
-            )));
-        }
-    })
 }
 
 /// Stored event → protocol summary.

@@ -1,13 +1,15 @@
 //! The HTTP routes: `GET /healthz`, the intake endpoints, the JSON API under `/api/v1`, and
 //! the web UI's embedded assets at `/`. Routes sit next to their handlers, one module per
-//! area; this module merges them and holds the shared helpers (credentials, query strings,
-//! JSON bodies, running store calls off the async runtime).
+//! area (alerts and events share the search handlers of [`search`]); this module merges them
+//! and holds the shared helpers (credentials, query strings, JSON bodies, running store calls
+//! off the async runtime).
 
 pub mod admin;
 pub mod alerts;
 pub mod events;
 pub mod intake;
 pub mod rules;
+pub mod search;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,7 +26,8 @@ use crate::state::AppState;
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .merge(alerts::routes())
+        .merge(search::routes::<alerts::Alerts>("/alerts"))
+        .merge(search::routes::<events::Events>("/events"))
         .merge(events::routes())
         .merge(admin::routes())
         .merge(rules::routes())
@@ -117,6 +120,14 @@ pub fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiErr
                 .map_err(|e| ApiError::BadRequest(format!("invalid {name} {v:?}: {e} (expected RFC 3339)")))
         })
         .transpose()
+}
+
+/// The time range of `from` and `to` RFC 3339 parameters.
+pub fn parse_time_range(from: Option<&str>, to: Option<&str>) -> Result<kaudit_store::TimeRange, ApiError> {
+    Ok(kaudit_store::TimeRange {
+        from_ns: parse_time("from", from)?,
+        to_ns: parse_time("to", to)?,
+    })
 }
 
 /// A page request from `cursor` and `limit` (default 100, at most 1000).
