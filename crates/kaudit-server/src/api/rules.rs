@@ -13,10 +13,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use kaudit_proto as proto;
-use kaudit_store::{EventFilter, PageRequest, Role, Store, TimeRange};
+use kaudit_store::{EventFilter, PageRequest, Role, Store};
 
 use super::alerts::alert_dto;
-use super::{authorize, blocking, parse_json, parse_time};
+use super::{authorize, blocking, parse_json, parse_time_range};
 use crate::admin::now_ns;
 use crate::config::RuleMatching;
 use crate::detect::{CustomRuleFile, Detector};
@@ -91,9 +91,42 @@ pub fn policy_dto(row: &kaudit_store::Policy) -> proto::Policy {
 
 /// Loads the detection set from what the store holds.
 pub fn load_detector(store: &dyn Store, matching: RuleMatching) -> Result<Detector, ApiError> {
-    let files = custom_files(store)?;
-    let policies: Vec<proto::Policy> = store.list_policies()?.iter().map(policy_dto).collect();
-    Detector::build(&files, &policies, matching).map_err(|e| ApiError::Unprocessable(e.to_string()))
+    RuleSources::stored(store)?.build(matching)
+}
+
+/// What a detection set is built from: the custom rule files and the policies. A change is
+/// made to a copy of the stored sources and built before anything is stored.
+struct RuleSources {
+    files: Vec<CustomRuleFile>,
+    policies: Vec<proto::Policy>,
+}
+
+impl RuleSources {
+    /// The sources as the store holds them.
+    fn stored(store: &dyn Store) -> Result<RuleSources, ApiError> {
+        Ok(RuleSources {
+            files: custom_files(store)?,
+            policies: store.list_policies()?.iter().map(policy_dto).collect(),
+        })
+    }
+
+    /// Replaces the policy of the same name, or adds it.
+    fn put_policy(&mut self, policy: proto::Policy) {
+        self.policies.retain(|p| p.name != policy.name);
+        self.policies.push(policy);
+    }
+
+    /// Replaces the rule file of the same name, or adds it.
+    fn put_file(&mut self, file: CustomRuleFile) {
+        self.files.retain(|f| f.name != file.name);
+        self.files.push(file);
+    }
+
+    /// The detection set; 422 with the file, line and column when a rule file does not load.
+    fn build(&self, matching: RuleMatching) -> Result<Detector, ApiError> {
+        Detector::build(&self.files, &self.policies, matching)
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))
+    }
 }
 
 fn custom_files(store: &dyn Store) -> Result<Vec<CustomRuleFile>, ApiError> {
@@ -105,6 +138,20 @@ fn custom_files(store: &dyn Store) -> Result<Vec<CustomRuleFile>, ApiError> {
             content: f.content,
         })
         .collect())
+}
+
+/// Runs `change` on the store under the configuration lock, so that two changes never build
+/// on the same old sources, then lets the detection set it built replace the running one.
+/// `change` stores nothing unless the new set loads.
+async fn reconfigure<T: Send + 'static>(
+    state: &AppState,
+    change: impl FnOnce(&dyn Store, RuleMatching) -> Result<(T, Detector), ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _guard = state.lock_config().await;
+    let matching = state.rule_matching();
+    let (changed, detector) = blocking(state, move |store| change(store, matching)).await?;
+    state.swap_detector(detector);
+    Ok(changed)
 }
 
 async fn list_rules(
@@ -190,28 +237,19 @@ async fn save_policy(
     new: proto::Policy,
     change: impl FnOnce(Option<proto::Policy>, proto::Policy) -> Result<proto::Policy, ApiError> + Send + 'static,
 ) -> Result<Json<proto::Policy>, ApiError> {
-    let _guard = state.lock_config().await;
-    let matching = state.rule_matching();
-    let (policy, detector) = blocking(state, move |store| {
+    let policy = reconfigure(state, move |store, matching| {
         let existing = store.get_policy(&new.name)?.map(|r| policy_dto(&r));
         let builtin = existing.as_ref().is_some_and(|p| p.builtin);
         let mut policy = change(existing, new)?;
         policy.builtin = builtin;
         validate(&policy).map_err(|e| ApiError::BadRequest(format!("invalid policy: {e}")))?;
-        let mut policies: Vec<proto::Policy> = store
-            .list_policies()?
-            .iter()
-            .map(policy_dto)
-            .filter(|p| p.name != policy.name)
-            .collect();
-        policies.push(policy.clone());
-        let detector = Detector::build(&custom_files(store)?, &policies, matching)
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let mut sources = RuleSources::stored(store)?;
+        sources.put_policy(policy.clone());
+        let detector = sources.build(matching)?;
         store.put_policy(&policy_row(&policy))?;
         Ok((policy, detector))
     })
     .await?;
-    state.swap_detector(detector);
     tracing::info!(policy = %policy.name, enabled = policy.enabled, "policy saved");
     Ok(Json(policy))
 }
@@ -222,9 +260,7 @@ async fn delete_policy(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
-    let _guard = state.lock_config().await;
-    let matching = state.rule_matching();
-    let detector = blocking(&state, move |store| {
+    reconfigure(&state, move |store, matching| {
         let existing = store
             .get_policy(&name)?
             .ok_or_else(|| ApiError::NotFound(format!("no policy named {name:?}")))?;
@@ -233,19 +269,13 @@ async fn delete_policy(
                 "policy {name:?} is built in: disable it instead"
             )));
         }
-        let policies: Vec<proto::Policy> = store
-            .list_policies()?
-            .iter()
-            .map(policy_dto)
-            .filter(|p| p.name != name)
-            .collect();
-        let detector = Detector::build(&custom_files(store)?, &policies, matching)
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let mut sources = RuleSources::stored(store)?;
+        sources.policies.retain(|p| p.name != name);
+        let detector = sources.build(matching)?;
         store.delete_policy(&name)?;
-        Ok(detector)
+        Ok(((), detector))
     })
     .await?;
-    state.swap_detector(detector);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -310,20 +340,13 @@ async fn put_file(
         String::from_utf8(body.to_vec())
             .map_err(|_| ApiError::BadRequest("rule file is not UTF-8".to_owned()))?
     };
-    let _guard = state.lock_config().await;
-    let matching = state.rule_matching();
-    let (summary, detector) = blocking(&state, move |store| {
-        let mut files: Vec<CustomRuleFile> = custom_files(store)?
-            .into_iter()
-            .filter(|f| f.name != name)
-            .collect();
-        files.push(CustomRuleFile {
+    let summary = reconfigure(&state, move |store, matching| {
+        let mut sources = RuleSources::stored(store)?;
+        sources.put_file(CustomRuleFile {
             name: name.clone(),
             content: content.clone(),
         });
-        let policies: Vec<proto::Policy> = store.list_policies()?.iter().map(policy_dto).collect();
-        let detector = Detector::build(&files, &policies, matching)
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let detector = sources.build(matching)?;
         let updated_ns = now_ns();
         let size = content.len() as u64;
         store.put_rule_file(&kaudit_store::RuleFile {
@@ -339,7 +362,6 @@ async fn put_file(
         Ok((summary, detector))
     })
     .await?;
-    state.swap_detector(detector);
     tracing::info!(file = %summary.name, "rule file saved, rules reloaded");
     Ok(Json(summary))
 }
@@ -350,23 +372,19 @@ async fn delete_file(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
-    let _guard = state.lock_config().await;
-    let matching = state.rule_matching();
-    let detector = blocking(&state, move |store| {
-        let all = custom_files(store)?;
-        if !all.iter().any(|f| f.name == name) {
+    reconfigure(&state, move |store, matching| {
+        let mut sources = RuleSources::stored(store)?;
+        if !sources.files.iter().any(|f| f.name == name) {
             return Err(ApiError::NotFound(format!("no rule file named {name:?}")));
         }
-        let files: Vec<CustomRuleFile> = all.into_iter().filter(|f| f.name != name).collect();
-        let policies: Vec<proto::Policy> = store.list_policies()?.iter().map(policy_dto).collect();
-        let detector = Detector::build(&files, &policies, matching).map_err(|e| {
+        sources.files.retain(|f| f.name != name);
+        let detector = Detector::build(&sources.files, &sources.policies, matching).map_err(|e| {
             ApiError::Unprocessable(format!("removing {name:?} breaks the remaining rules: {e}"))
         })?;
         store.delete_rule_file(&name)?;
-        Ok(detector)
+        Ok(((), detector))
     })
     .await?;
-    state.swap_detector(detector);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -381,10 +399,7 @@ async fn test_rules(
     authorize(&state, &headers, Role::Viewer).await?;
     let asked: proto::TestRules = parse_json(&body)?;
     let filter = EventFilter {
-        time: TimeRange {
-            from_ns: parse_time("from", asked.from.as_deref())?,
-            to_ns: parse_time("to", asked.to.as_deref())?,
-        },
+        time: parse_time_range(asked.from.as_deref(), asked.to.as_deref())?,
         cluster: asked.cluster.clone(),
         ..EventFilter::default()
     };
@@ -399,7 +414,7 @@ async fn test_rules(
                     name: TESTED.to_owned(),
                     content: content.clone(),
                 });
-                let policy = proto::Policy {
+                let only_the_tested_file = proto::Policy {
                     name: "(test)".to_owned(),
                     description: String::new(),
                     enabled: true,
@@ -410,10 +425,11 @@ async fn test_rules(
                     scope: Vec::new(),
                     builtin: false,
                 };
-                std::sync::Arc::new(
-                    Detector::build(&files, &[policy], RuleMatching::All)
-                        .map_err(|e| ApiError::Unprocessable(e.to_string()))?,
-                )
+                let sources = RuleSources {
+                    files,
+                    policies: vec![only_the_tested_file],
+                };
+                std::sync::Arc::new(sources.build(RuleMatching::All)?)
             }
             None => running,
         };
