@@ -1,8 +1,8 @@
 //! One event the intake refuses (400) must not take its whole batch down: the agent splits
 //! the batch, delivers every other event and drops (and counts) only the refused one.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod fake_intake;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,57 +12,18 @@ use kaudit_agent::telemetry::Metrics;
 
 /// Answers 400 to any body holding a line with `"bad"`, 200 otherwise (counting lines).
 fn picky_intake() -> (u16, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let accepted = Arc::new(AtomicU64::new(0));
     let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let counter = counter.clone();
-            std::thread::spawn(move || serve(stream, &counter));
+    let port = fake_intake::start(move |body| {
+        let plain = String::from_utf8_lossy(body.unwrap_or_default());
+        if plain.contains("\"bad\"") {
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 9\r\n\r\nline 3: x"
+        } else {
+            counter.fetch_add(plain.lines().count() as u64, Ordering::SeqCst);
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
         }
     });
     (port, accepted)
-}
-
-fn serve(stream: TcpStream, accepted: &AtomicU64) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let mut plain = String::new();
-        let _ = flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut plain);
-        let answer: &[u8] = if plain.contains("\"bad\"") {
-            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 9\r\n\r\nline 3: x"
-        } else {
-            accepted.fetch_add(plain.lines().count() as u64, Ordering::SeqCst);
-            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
-        };
-        let _ = writer.write_all(answer);
-    }
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! a client with the right certificate and token gets 200 and its events reach the intake;
 //! a wrong token gets 401; a client without a certificate cannot complete the handshake.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod fake_intake;
+
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,59 +50,18 @@ fn pki() -> Pki {
 
 /// An intake that acknowledges and counts event lines.
 fn sink() -> (u16, Arc<AtomicU64>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let lines = Arc::new(AtomicU64::new(0));
     let counter = lines.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let counter = counter.clone();
-            std::thread::spawn(move || serve(stream, &counter));
-        }
-    });
-    (port, lines)
-}
-
-fn serve(stream: TcpStream, lines: &AtomicU64) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut writer = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let mut plain = Vec::new();
-        if flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut plain)
-            .is_ok()
-        {
-            lines.fetch_add(
+    let port = fake_intake::start(move |body| {
+        if let Some(plain) = body {
+            counter.fetch_add(
                 plain.iter().filter(|&&b| b == b'\n').count() as u64,
                 Ordering::SeqCst,
             );
         }
-        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
-    }
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+    });
+    (port, lines)
 }
 
 fn client_config(pki: &Pki, with_certificate: bool) -> Arc<rustls::ClientConfig> {
