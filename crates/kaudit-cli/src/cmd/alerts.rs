@@ -1,10 +1,15 @@
 //! `kaudit alerts`: search stored alerts through the API, newest first, as a table or JSON;
-//! `--count` prints only the number of matches.
+//! `--count` prints only the number of matches (`--count-limit N`: `N+` when more match).
+//! Also the connection, time-window and result flags that `kaudit events search` shares.
 
 use std::process::ExitCode;
 
 use kaudit_proto as proto;
 use kaudit_server::client::ApiClient;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::output::print_table;
 
 /// Connection to a running server.
 #[derive(clap::Args, Clone)]
@@ -74,6 +79,87 @@ pub fn parse_duration(text: &str) -> anyhow::Result<i64> {
     Ok(n.saturating_mul(factor))
 }
 
+/// Result flags shared by `alerts` and `events search`: how many to print and how, or only
+/// how many match.
+#[derive(clap::Args)]
+pub struct Results {
+    /// Most matches to print.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print only the number of matches (exact: on a large store this can take seconds).
+    #[arg(long)]
+    count: bool,
+    /// With --count: stop counting past N and print `N+` when more match.
+    #[arg(long, value_name = "N", requires = "count")]
+    count_limit: Option<u32>,
+}
+
+/// A search filter of the API (`AlertFilter`, `EventFilter`). Both page with `cursor` and
+/// `limit`; on `.../count`, `limit` is where the count stops.
+pub trait SearchFilter: Serialize {
+    /// Sets `cursor` and `limit`.
+    fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>);
+}
+
+impl SearchFilter for proto::AlertFilter {
+    fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>) {
+        self.cursor = cursor;
+        self.limit = limit;
+    }
+}
+
+impl SearchFilter for proto::EventFilter {
+    fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>) {
+        self.cursor = cursor;
+        self.limit = limit;
+    }
+}
+
+impl Results {
+    /// Searches `path` with `filter` and prints the matches newest first, fetching pages of
+    /// at most 1000 until `--limit`; with `--count`, asks `{path}/count` and prints only the
+    /// number.
+    pub fn search<T: Serialize + DeserializeOwned>(
+        &self,
+        client: &ApiClient,
+        path: &str,
+        mut filter: impl SearchFilter,
+        header: &[&str],
+        row: impl Fn(&T) -> Vec<String>,
+    ) -> anyhow::Result<ExitCode> {
+        if self.count {
+            filter.set_page(None, self.count_limit);
+            let counted: proto::Count = client.get(&format!("{path}/count"), &filter)?;
+            let more = if counted.exact { "" } else { "+" };
+            println!("{}{more}", counted.count);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let wanted = self.limit as usize;
+        let mut found: Vec<T> = Vec::new();
+        let mut cursor = None;
+        while found.len() < wanted {
+            filter.set_page(cursor, Some((wanted - found.len()).min(1000) as u32));
+            let page: proto::Page<T> = client.get(path, &filter)?;
+            found.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        if self.json {
+            for item in &found {
+                println!("{}", serde_json::to_string(item)?);
+            }
+        } else {
+            print_table(header, found.iter().map(row));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 /// Flags of `kaudit alerts`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -97,15 +183,8 @@ pub struct Args {
     /// User name.
     #[arg(long)]
     user: Option<String>,
-    /// Most alerts to print.
-    #[arg(long, default_value_t = 100)]
-    limit: u32,
-    /// One JSON alert per line instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Print only the number of matching alerts.
-    #[arg(long)]
-    count: bool,
+    #[command(flatten)]
+    results: Results,
     #[command(flatten)]
     server: Server,
 }
@@ -113,7 +192,7 @@ pub struct Args {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.server.client()?;
-    let mut filter = proto::AlertFilter {
+    let filter = proto::AlertFilter {
         from: args.window.from()?,
         to: args.window.to.clone(),
         min_priority: args.min_priority,
@@ -125,27 +204,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cursor: None,
         limit: None,
     };
-    if args.count {
-        let count: proto::Count = client.get("/api/v1/alerts/count", &filter)?;
-        println!("{}", count.count);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut alerts: Vec<proto::Alert> = Vec::new();
-    while alerts.len() < args.limit as usize {
-        filter.limit = Some((args.limit as usize - alerts.len()).min(1000) as u32);
-        let page: proto::Page<proto::Alert> = client.get("/api/v1/alerts", &filter)?;
-        alerts.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => filter.cursor = Some(cursor),
-            None => break,
-        }
-    }
-    if args.json {
-        for alert in &alerts {
-            println!("{}", serde_json::to_string(alert)?);
-        }
-    } else {
-        let rows = alerts.iter().map(|a| {
+    args.results.search(
+        &client,
+        "/api/v1/alerts",
+        filter,
+        &["TIME", "PRIORITY", "CLUSTER", "RULE", "OUTPUT"],
+        |a: &proto::Alert| {
             vec![
                 a.time.clone(),
                 a.priority.to_string(),
@@ -153,8 +217,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 a.rule.clone(),
                 a.output.clone(),
             ]
-        });
-        super::intake::print_table(&["TIME", "PRIORITY", "CLUSTER", "RULE", "OUTPUT"], rows);
-    }
-    Ok(ExitCode::SUCCESS)
+        },
+    )
 }

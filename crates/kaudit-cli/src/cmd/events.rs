@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use kaudit_proto as proto;
 
-use super::alerts::{Server, Window};
+use super::alerts::{Results, Server, Window};
 
 /// `kaudit events` subcommands.
 #[derive(clap::Subcommand)]
@@ -67,15 +67,8 @@ pub struct SearchArgs {
     /// Text in the request URI or the object name.
     #[arg(long)]
     text: Option<String>,
-    /// Most events to print.
-    #[arg(long, default_value_t = 100)]
-    limit: u32,
-    /// One JSON event summary per line instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Print only the number of matching events.
-    #[arg(long)]
-    count: bool,
+    #[command(flatten)]
+    results: Results,
     #[command(flatten)]
     server: Server,
 }
@@ -95,7 +88,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let client = args.server.client()?;
-    let mut filter = proto::EventFilter {
+    let filter = proto::EventFilter {
         from: args.window.from()?,
         to: args.window.to.clone(),
         cluster: args.cluster,
@@ -114,54 +107,37 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         q: args.text,
         ..proto::EventFilter::default()
     };
-    if args.count {
-        let count: proto::Count = client.get("/api/v1/events/count", &filter)?;
-        println!("{}", count.count);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut events: Vec<proto::Event> = Vec::new();
-    while events.len() < args.limit as usize {
-        filter.limit = Some((args.limit as usize - events.len()).min(1000) as u32);
-        let page: proto::Page<proto::Event> = client.get("/api/v1/events", &filter)?;
-        events.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => filter.cursor = Some(cursor),
-            None => break,
-        }
-    }
-    if args.json {
-        for event in &events {
-            println!("{}", serde_json::to_string(event)?);
-        }
-    } else {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let rows = events.iter().map(|e| {
-            let object = match (&e.namespace, &e.name) {
-                (Some(ns), Some(name)) => format!("{ns}/{name}"),
-                (None, Some(name)) => name.clone(),
-                _ => String::new(),
-            };
-            let resource = match &e.subresource {
-                Some(sub) => format!("{}/{sub}", text(&e.resource)),
-                None => text(&e.resource),
-            };
-            vec![
-                e.id.clone(),
-                e.time.clone(),
-                e.cluster.clone(),
-                text(&e.user),
-                text(&e.verb),
-                resource,
-                object,
-                e.response_code.map(|c| c.to_string()).unwrap_or_default(),
-            ]
-        });
-        super::intake::print_table(
-            &[
-                "ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE",
-            ],
-            rows,
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    args.results.search(
+        &client,
+        "/api/v1/events",
+        filter,
+        &[
+            "ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE",
+        ],
+        event_row,
+    )
+}
+
+/// A row of the events table.
+fn event_row(e: &proto::Event) -> Vec<String> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let object = match (&e.namespace, &e.name) {
+        (Some(ns), Some(name)) => format!("{ns}/{name}"),
+        (None, Some(name)) => name.clone(),
+        _ => String::new(),
+    };
+    let resource = match &e.subresource {
+        Some(sub) => format!("{}/{sub}", text(&e.resource)),
+        None => text(&e.resource),
+    };
+    vec![
+        e.id.clone(),
+        e.time.clone(),
+        e.cluster.clone(),
+        text(&e.user),
+        text(&e.verb),
+        resource,
+        object,
+        e.response_code.map(|c| c.to_string()).unwrap_or_default(),
+    ]
 }

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use kaudit_proto as proto;
 use kaudit_server::client::ApiClient;
 
+use super::output::ListArgs;
+
 /// Where the command acts: a running server or a data directory.
 #[derive(clap::Args, Clone)]
 pub struct Target {
@@ -68,20 +70,52 @@ pub enum Command {
         target: Target,
     },
     /// List intakes.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
+    List(ListArgs<Target>),
     /// Revoke an intake's key (by intake id).
-    Revoke {
-        /// The intake id (see `kaudit intake list`).
-        id: String,
-        #[command(flatten)]
-        target: Target,
-    },
+    Revoke(RevokeArgs),
+}
+
+/// Flags of a `revoke` subcommand.
+#[derive(clap::Args)]
+pub struct RevokeArgs {
+    /// The id, as the `list` subcommand prints it.
+    pub id: String,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+impl RevokeArgs {
+    /// Revokes through the API (`DELETE {api_path}/{id}`) or offline with
+    /// `revoke(store, id, now_ns)`, which answers false when nothing active has that id;
+    /// `what` names the kind of object in errors.
+    pub fn revoke(
+        self,
+        what: &str,
+        api_path: &str,
+        revoke: impl FnOnce(&dyn kaudit_store::Store, i64, i64) -> kaudit_store::Result<bool>,
+    ) -> anyhow::Result<()> {
+        let id = self.id;
+        match self.target.open()? {
+            Place::Server(client) => client.delete(&format!("{api_path}/{id}"))?,
+            Place::Offline(store) => {
+                let number: i64 = id
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid {what} id {id:?}"))?;
+                if !revoke(&*store, number, kaudit_server::admin::now_ns())? {
+                    anyhow::bail!("no active {what} with id {id}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The STATE column of intakes and tokens.
+pub fn revocation_state(revoked_at: Option<&str>) -> String {
+    match revoked_at {
+        Some(_) => "revoked".to_owned(),
+        None => "active".to_owned(),
+    }
 }
 
 /// Runs the command.
@@ -102,8 +136,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             println!("{key}");
         }
-        Command::List { json, target } => {
-            let intakes: Vec<proto::Intake> = match target.open()? {
+        Command::List(list) => {
+            let intakes: Vec<proto::Intake> = match list.connection.open()? {
                 Place::Server(client) => client.get("/api/v1/intakes", &())?,
                 Place::Offline(store) => store
                     .list_intakes()?
@@ -111,69 +145,24 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .map(|i| kaudit_server::admin::intake_dto(i, 0))
                     .collect(),
             };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&intakes)?);
-            } else {
-                let rows = intakes.iter().map(|i| {
+            list.print(
+                &intakes,
+                &["ID", "NAME", "CLUSTER", "STATE", "LAST EVENT", "EVENTS"],
+                |i| {
                     vec![
                         i.id.clone(),
                         i.name.clone(),
                         i.cluster.clone(),
-                        if i.revoked_at.is_some() {
-                            "revoked".into()
-                        } else {
-                            "active".into()
-                        },
+                        revocation_state(i.revoked_at.as_deref()),
                         i.last_event_at.clone().unwrap_or_else(|| "never".into()),
                         i.event_count.to_string(),
                     ]
-                });
-                print_table(&["ID", "NAME", "CLUSTER", "STATE", "LAST EVENT", "EVENTS"], rows);
-            }
+                },
+            )?;
         }
-        Command::Revoke { id, target } => match target.open()? {
-            Place::Server(client) => client.delete(&format!("/api/v1/intakes/{id}"))?,
-            Place::Offline(store) => {
-                let number: i64 = id
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("invalid intake id {id:?}"))?;
-                let now = kaudit_server::admin::now_ns();
-                if !store.revoke_intake(kaudit_store::IntakeId(number), now)? {
-                    anyhow::bail!("no active intake with id {id}");
-                }
-            }
-        },
+        Command::Revoke(revoke) => revoke.revoke("intake", "/api/v1/intakes", |store, id, now_ns| {
+            store.revoke_intake(kaudit_store::IntakeId(id), now_ns)
+        })?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints rows under a header, columns padded to their widest cell.
-pub fn print_table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
-    let rows: Vec<Vec<String>> = rows.into_iter().collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            if i == last {
-                out.push_str(&cell);
-            } else {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                out.push_str(&cell);
-                out.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.iter().map(|h| (*h).to_owned()).collect());
-    for row in rows {
-        line(row);
-    }
 }

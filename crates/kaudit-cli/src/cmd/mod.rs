@@ -8,6 +8,7 @@ pub mod bench;
 pub mod bench_intake;
 pub mod events;
 pub mod intake;
+pub mod output;
 pub mod policies;
 pub mod policy;
 pub mod rule_files;

@@ -6,19 +6,13 @@ use std::process::ExitCode;
 use kaudit_proto as proto;
 
 use super::alerts::Server;
-use super::intake::print_table;
+use super::output::{ListArgs, print_table};
 
 /// `kaudit policies` subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// List the policies.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: Server,
-    },
+    List(ListArgs<Server>),
     /// Show one policy: its rule selection, its scope and the rules it holds.
     Show {
         /// The policy's name.
@@ -49,12 +43,12 @@ pub enum Command {
 /// Runs the command.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::List { json, server } => {
-            let policies: Vec<proto::Policy> = server.client()?.get("/api/v1/policies", &())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&policies)?);
-            } else {
-                let rows = policies.iter().map(|p| {
+        Command::List(list) => {
+            let policies: Vec<proto::Policy> = list.connection.client()?.get("/api/v1/policies", &())?;
+            list.print(
+                &policies,
+                &["NAME", "STATE", "KIND", "RULES", "SCOPE", "DESCRIPTION"],
+                |p| {
                     vec![
                         p.name.clone(),
                         if p.enabled { "enabled" } else { "disabled" }.to_owned(),
@@ -63,9 +57,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                         scope_summary(&p.scope),
                         p.description.clone(),
                     ]
-                });
-                print_table(&["NAME", "STATE", "KIND", "RULES", "SCOPE", "DESCRIPTION"], rows);
-            }
+                },
+            )?;
         }
         Command::Show { name, json, server } => {
             let client = server.client()?;

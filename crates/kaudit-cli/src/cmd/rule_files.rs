@@ -13,20 +13,14 @@ use kaudit_proto as proto;
 use kaudit_server::client::{ApiClient, ClientError};
 
 use super::alerts::Server;
-use super::intake::print_table;
+use super::output::ListArgs;
 use super::policies::path_segment;
 
 /// `kaudit rule-files` subcommands.
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// List the custom rule files.
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: Server,
-    },
+    List(ListArgs<Server>),
     /// Print a rule file's YAML.
     Show {
         /// The rule file's name.
@@ -73,16 +67,12 @@ pub enum Command {
 /// Runs the command.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::List { json, server } => {
-            let files: Vec<proto::RuleFileSummary> = server.client()?.get("/api/v1/rule-files", &())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&files)?);
-            } else {
-                let rows = files
-                    .iter()
-                    .map(|f| vec![f.name.clone(), f.size.to_string(), f.updated_at.clone()]);
-                print_table(&["NAME", "BYTES", "UPDATED"], rows);
-            }
+        Command::List(list) => {
+            let files: Vec<proto::RuleFileSummary> =
+                list.connection.client()?.get("/api/v1/rule-files", &())?;
+            list.print(&files, &["NAME", "BYTES", "UPDATED"], |f| {
+                vec![f.name.clone(), f.size.to_string(), f.updated_at.clone()]
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { name, json, server } => {

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use kaudit_proto as proto;
 
-use super::intake::{Place, Target, print_table};
+use super::intake::{Place, RevokeArgs, Target, revocation_state};
+use super::output::ListArgs;
 
 /// `kaudit token` subcommands.
 #[derive(clap::Subcommand)]
@@ -22,20 +23,9 @@ pub enum Command {
         target: Target,
     },
     /// List tokens (without their secrets).
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
+    List(ListArgs<Target>),
     /// Revoke a token (by id).
-    Revoke {
-        /// The token id (see `kaudit token list`).
-        id: String,
-        #[command(flatten)]
-        target: Target,
-    },
+    Revoke(RevokeArgs),
 }
 
 /// Runs the command.
@@ -55,8 +45,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             println!("{key}");
         }
-        Command::List { json, target } => {
-            let tokens: Vec<proto::Token> = match target.open()? {
+        Command::List(list) => {
+            let tokens: Vec<proto::Token> = match list.connection.open()? {
                 Place::Server(client) => client.get("/api/v1/tokens", &())?,
                 Place::Offline(store) => store
                     .list_tokens()?
@@ -64,36 +54,19 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .map(kaudit_server::admin::token_dto)
                     .collect(),
             };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
-            } else {
-                let rows = tokens.iter().map(|t| {
-                    vec![
-                        t.id.clone(),
-                        t.name.clone(),
-                        t.role.to_string(),
-                        if t.revoked_at.is_some() {
-                            "revoked".into()
-                        } else {
-                            "active".into()
-                        },
-                        t.created_at.clone(),
-                    ]
-                });
-                print_table(&["ID", "NAME", "ROLE", "STATE", "CREATED"], rows);
-            }
+            list.print(&tokens, &["ID", "NAME", "ROLE", "STATE", "CREATED"], |t| {
+                vec![
+                    t.id.clone(),
+                    t.name.clone(),
+                    t.role.to_string(),
+                    revocation_state(t.revoked_at.as_deref()),
+                    t.created_at.clone(),
+                ]
+            })?;
         }
-        Command::Revoke { id, target } => match target.open()? {
-            Place::Server(client) => client.delete(&format!("/api/v1/tokens/{id}"))?,
-            Place::Offline(store) => {
-                let number: i64 = id
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("invalid token id {id:?}"))?;
-                if !store.revoke_token(kaudit_store::TokenId(number), kaudit_server::admin::now_ns())? {
-                    anyhow::bail!("no active token with id {id}");
-                }
-            }
-        },
+        Command::Revoke(revoke) => revoke.revoke("token", "/api/v1/tokens", |store, id, now_ns| {
+            store.revoke_token(kaudit_store::TokenId(id), now_ns)
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }
