@@ -90,15 +90,25 @@ async function api(method, path, { query, body } = {}) {
   return data;
 }
 
+// Counts beside a search stop at this many: past it the server answers `exact: false`
+// ("10,000+ events match") instead of counting every match, which on a large store would
+// show the count seconds after the results.
+const COUNT_LIMIT = 10000;
+
+// "1,234 events match." or, when the count stopped at its limit, "10,000+ events match.".
+function matchText(counted, what) {
+  return `${counted.count.toLocaleString()}${counted.exact === false ? '+' : ''} ${what} match.`;
+}
+
 const API = {
   whoami: () => api('GET', '/api/v1/whoami'),
   alerts: (q) => api('GET', '/api/v1/alerts', { query: q }),
-  alertsCount: (q) => api('GET', '/api/v1/alerts/count', { query: q }),
+  alertsCount: (q) => api('GET', '/api/v1/alerts/count', { query: { ...q, limit: COUNT_LIMIT } }),
   alertsGroups: (q, field, limit = 10) => api('GET', '/api/v1/alerts/groups', { query: { ...q, field, limit } }),
   alertsHistogram: (q, interval) => api('GET', '/api/v1/alerts/histogram', { query: { ...q, interval_seconds: interval } }),
   events: (q) => api('GET', '/api/v1/events', { query: q }),
   event: (id) => api('GET', `/api/v1/events/${encodeURIComponent(id)}`),
-  eventsCount: (q) => api('GET', '/api/v1/events/count', { query: q }),
+  eventsCount: (q) => api('GET', '/api/v1/events/count', { query: { ...q, limit: COUNT_LIMIT } }),
   eventsGroups: (q, field, limit = 10) => api('GET', '/api/v1/events/groups', { query: { ...q, field, limit } }),
   eventsHistogram: (q, interval) => api('GET', '/api/v1/events/histogram', { query: { ...q, interval_seconds: interval } }),
   rules: () => api('GET', '/api/v1/rules'),
@@ -326,7 +336,7 @@ function pageFeed(main, params) {
   const loadCounts = async () => {
     try {
       const c = await API.alertsCount(q);
-      status.textContent = `${c.count.toLocaleString()} alerts match.`;
+      status.textContent = matchText(c, 'alerts');
       if (params.group) {
         const g = await API.alertsGroups(q, params.group, 20);
         groupsBox.replaceChildren(h('div', { class: 'card' }, h('h2', {}, `Alerts by ${params.group}`), bars(g.groups, (v) => go('feed', { ...params, [params.group]: v || '', group: '' }))));
@@ -442,7 +452,7 @@ function pageActivity(main, params) {
   prev.addEventListener('click', () => { if (at > 0) { at -= 1; load(); } });
   next.addEventListener('click', () => { if (cursors[at + 1]) { at += 1; load(); } });
   load();
-  API.eventsCount(q).then((c) => { status.textContent = `${c.count.toLocaleString()} events match.`; }).catch((err) => status.replaceChildren(errorBox(err)));
+  API.eventsCount(q).then((c) => { status.textContent = matchText(c, 'events'); }).catch((err) => status.replaceChildren(errorBox(err)));
   return null;
 }
 
