@@ -85,26 +85,45 @@ pub(crate) fn migrate(client: &mut postgres::Client, migrations: &[Migration]) -
     Ok(newest.max(current))
 }
 
+/// The schema holding the `pg_trgm` extension (as SQL text, quoted when needed), if installed.
+fn trigram_schema(client: &mut postgres::Client) -> Option<String> {
+    client
+        .query_opt(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'",
+            &[],
+        )
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get::<_, String>(0).ok())
+}
+
 /// Creates the GIN trigram index for free text if `pg_trgm` is installed or can be installed
 /// here; returns whether the index exists. Without it free text still works, by scanning.
+///
+/// The extension is created in `public`, not in kaudit's schema: extensions belong to the
+/// database, and one created in a kaudit schema would be dropped with that schema, taking the
+/// trigram indexes of every other schema with it. The operator class is named with the
+/// extension's schema, wherever an earlier installation put it.
 pub(crate) fn ensure_trigram_index(client: &mut postgres::Client) -> bool {
-    let installed = |client: &mut postgres::Client| {
-        client
-            .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'", &[])
-            .map(|row| row.is_some())
-            .unwrap_or(false)
-    };
-    if !installed(client) {
-        // Needs the privilege to create extensions; a failure (or a concurrent creation) is fine.
-        let _ = client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm");
-        if !installed(client) {
-            return false;
+    let mut schema = trigram_schema(client);
+    if schema.is_none() {
+        // Needs the privilege to create extensions; a failure (or a concurrent creation) is
+        // fine. Without a usable `public`, the first schema of the search path takes it.
+        if client
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public")
+            .is_err()
+        {
+            let _ = client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm");
         }
+        schema = trigram_schema(client);
     }
+    let Some(schema) = schema else {
+        return false;
+    };
     client
-        .batch_execute(
+        .batch_execute(&format!(
             "CREATE INDEX IF NOT EXISTS events_text_trgm ON events
-                 USING gin ((request_uri || ' ' || coalesce(name, '')) gin_trgm_ops)",
-        )
+                 USING gin ((request_uri || ' ' || coalesce(name, '')) {schema}.gin_trgm_ops)"
+        ))
         .is_ok()
 }
