@@ -182,6 +182,10 @@ impl EventQuery for PgStore {
         self.with_client(|c| read::count_events(c, filter))
     }
 
+    fn count_events_upto(&self, filter: &EventFilter, limit: u64) -> Result<u64> {
+        self.with_client(|c| read::count_events_upto(c, filter, limit))
+    }
+
     fn get_event(&self, id: EventId) -> Result<Option<FullEvent>> {
         self.with_client(|c| read::get_event(c, id))
     }
@@ -207,6 +211,10 @@ impl AlertQuery for PgStore {
 
     fn count_alerts(&self, filter: &AlertFilter) -> Result<u64> {
         self.with_client(|c| read::count_alerts(c, filter))
+    }
+
+    fn count_alerts_upto(&self, filter: &AlertFilter, limit: u64) -> Result<u64> {
+        self.with_client(|c| read::count_alerts_upto(c, filter, limit))
     }
 
     fn group_alerts(

@@ -282,6 +282,22 @@ pub(crate) fn count_events(client: &mut Client, filter: &EventFilter) -> Result<
     count(client, &format!("SELECT COUNT(*) FROM events e{}", w.sql()), &w)
 }
 
+/// `SELECT count(*)` over at most `limit` rows of `from_where` (a `FROM ... WHERE ...` text):
+/// the scan stops at `limit` matches.
+fn count_upto(client: &mut Client, from_where: &str, w: &Where, limit: u64) -> Result<u64> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = format!("SELECT COUNT(*) FROM (SELECT 1 {from_where} LIMIT {limit}) AS bounded");
+    count(client, &sql, w)
+}
+
+pub(crate) fn count_events_upto(client: &mut Client, filter: &EventFilter, limit: u64) -> Result<u64> {
+    let w = event_where(filter);
+    count_upto(client, &format!("FROM events e{}", w.sql()), &w, limit)
+}
+
 pub(crate) fn get_event(client: &mut Client, id: EventId) -> Result<Option<FullEvent>> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS}, r.raw FROM events e JOIN event_raw r ON r.id = e.id WHERE e.id = $1"
@@ -403,6 +419,11 @@ pub(crate) fn search_alerts(
 pub(crate) fn count_alerts(client: &mut Client, filter: &AlertFilter) -> Result<u64> {
     let w = alert_where(filter);
     count(client, &format!("SELECT COUNT(*) FROM alerts a{}", w.sql()), &w)
+}
+
+pub(crate) fn count_alerts_upto(client: &mut Client, filter: &AlertFilter, limit: u64) -> Result<u64> {
+    let w = alert_where(filter);
+    count_upto(client, &format!("FROM alerts a{}", w.sql()), &w, limit)
 }
 
 pub(crate) fn group_alerts(
