@@ -97,52 +97,59 @@ pub struct Results {
     count_limit: Option<u32>,
 }
 
-/// A search filter of the API (`AlertFilter`, `EventFilter`). Both page with `cursor` and
-/// `limit`; on `.../count`, `limit` is where the count stops.
+/// A search of the API, by its filter type (`AlertFilter`, `EventFilter`): where it goes,
+/// what it finds and how the table shows it.
 pub trait SearchFilter: Serialize {
-    /// Sets `cursor` and `limit`.
+    /// What the search finds.
+    type Item: Serialize + DeserializeOwned;
+    /// The API path (`{PATH}/count` counts).
+    const PATH: &str;
+    /// The table's header.
+    const HEADER: &[&str];
+    /// Sets `cursor` and `limit` (a page size; on `.../count`, where the count stops).
     fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>);
+    /// A table row under [`SearchFilter::HEADER`].
+    fn row(item: &Self::Item) -> Vec<String>;
 }
 
 impl SearchFilter for proto::AlertFilter {
+    type Item = proto::Alert;
+    const PATH: &str = "/api/v1/alerts";
+    const HEADER: &[&str] = &["TIME", "PRIORITY", "CLUSTER", "RULE", "OUTPUT"];
+
     fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>) {
         self.cursor = cursor;
         self.limit = limit;
     }
-}
 
-impl SearchFilter for proto::EventFilter {
-    fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>) {
-        self.cursor = cursor;
-        self.limit = limit;
+    fn row(a: &proto::Alert) -> Vec<String> {
+        vec![
+            a.time.clone(),
+            a.priority.to_string(),
+            a.cluster.clone(),
+            a.rule.clone(),
+            a.output.clone(),
+        ]
     }
 }
 
 impl Results {
-    /// Searches `path` with `filter` and prints the matches newest first, fetching pages of
-    /// at most 1000 until `--limit`; with `--count`, asks `{path}/count` and prints only the
-    /// number.
-    pub fn search<T: Serialize + DeserializeOwned>(
-        &self,
-        client: &ApiClient,
-        path: &str,
-        mut filter: impl SearchFilter,
-        header: &[&str],
-        row: impl Fn(&T) -> Vec<String>,
-    ) -> anyhow::Result<ExitCode> {
+    /// Runs the search of `filter` and prints the matches newest first, fetching pages of at
+    /// most 1000 until `--limit`; with `--count`, prints only the number of matches.
+    pub fn search<F: SearchFilter>(&self, client: &ApiClient, mut filter: F) -> anyhow::Result<ExitCode> {
         if self.count {
             filter.set_page(None, self.count_limit);
-            let counted: proto::Count = client.get(&format!("{path}/count"), &filter)?;
+            let counted: proto::Count = client.get(&format!("{}/count", F::PATH), &filter)?;
             let more = if counted.exact { "" } else { "+" };
             println!("{}{more}", counted.count);
             return Ok(ExitCode::SUCCESS);
         }
         let wanted = self.limit as usize;
-        let mut found: Vec<T> = Vec::new();
+        let mut found: Vec<F::Item> = Vec::new();
         let mut cursor = None;
         while found.len() < wanted {
             filter.set_page(cursor, Some((wanted - found.len()).min(1000) as u32));
-            let page: proto::Page<T> = client.get(path, &filter)?;
+            let page: proto::Page<F::Item> = client.get(F::PATH, &filter)?;
             found.extend(page.items);
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -154,7 +161,7 @@ impl Results {
                 println!("{}", serde_json::to_string(item)?);
             }
         } else {
-            print_table(header, found.iter().map(row));
+            print_table(F::HEADER, found.iter().map(F::row));
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -204,19 +211,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cursor: None,
         limit: None,
     };
-    args.results.search(
-        &client,
-        "/api/v1/alerts",
-        filter,
-        &["TIME", "PRIORITY", "CLUSTER", "RULE", "OUTPUT"],
-        |a: &proto::Alert| {
-            vec![
-                a.time.clone(),
-                a.priority.to_string(),
-                a.cluster.clone(),
-                a.rule.clone(),
-                a.output.clone(),
-            ]
-        },
-    )
+    args.results.search(&client, filter)
 }

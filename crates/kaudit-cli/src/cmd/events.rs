@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use kaudit_proto as proto;
 
-use super::alerts::{Results, Server, Window};
+use super::alerts::{Results, SearchFilter, Server, Window};
 
 /// `kaudit events` subcommands.
 #[derive(clap::Subcommand)]
@@ -107,37 +107,41 @@ fn search(args: SearchArgs) -> anyhow::Result<ExitCode> {
         q: args.text,
         ..proto::EventFilter::default()
     };
-    args.results.search(
-        &client,
-        "/api/v1/events",
-        filter,
-        &[
-            "ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE",
-        ],
-        event_row,
-    )
+    args.results.search(&client, filter)
 }
 
-/// A row of the events table.
-fn event_row(e: &proto::Event) -> Vec<String> {
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let object = match (&e.namespace, &e.name) {
-        (Some(ns), Some(name)) => format!("{ns}/{name}"),
-        (None, Some(name)) => name.clone(),
-        _ => String::new(),
-    };
-    let resource = match &e.subresource {
-        Some(sub) => format!("{}/{sub}", text(&e.resource)),
-        None => text(&e.resource),
-    };
-    vec![
-        e.id.clone(),
-        e.time.clone(),
-        e.cluster.clone(),
-        text(&e.user),
-        text(&e.verb),
-        resource,
-        object,
-        e.response_code.map(|c| c.to_string()).unwrap_or_default(),
-    ]
+impl SearchFilter for proto::EventFilter {
+    type Item = proto::Event;
+    const PATH: &str = "/api/v1/events";
+    const HEADER: &[&str] = &[
+        "ID", "TIME", "CLUSTER", "USER", "VERB", "RESOURCE", "OBJECT", "CODE",
+    ];
+
+    fn set_page(&mut self, cursor: Option<String>, limit: Option<u32>) {
+        self.cursor = cursor;
+        self.limit = limit;
+    }
+
+    fn row(e: &proto::Event) -> Vec<String> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let object = match (&e.namespace, &e.name) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            (None, Some(name)) => name.clone(),
+            _ => String::new(),
+        };
+        let resource = match &e.subresource {
+            Some(sub) => format!("{}/{sub}", text(&e.resource)),
+            None => text(&e.resource),
+        };
+        vec![
+            e.id.clone(),
+            e.time.clone(),
+            e.cluster.clone(),
+            text(&e.user),
+            text(&e.verb),
+            resource,
+            object,
+            e.response_code.map(|c| c.to_string()).unwrap_or_default(),
+        ]
+    }
 }
