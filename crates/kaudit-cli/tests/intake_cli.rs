@@ -80,6 +80,11 @@ fn run(mut command: Command, args: &[&str], expect: Expect<'_>) -> String {
     stdout
 }
 
+/// Runs `kaudit args... --data-dir DIR`, which must succeed; returns standard output, trimmed.
+fn offline_ok(data_dir: &str, args: &[&str]) -> String {
+    kaudit_ok(&[args, &["--data-dir", data_dir]].concat())
+}
+
 /// `kaudit` against the server, through the environment variables, with `token`.
 fn against(server: &ServerProcess, token: &str) -> Command {
     let mut command = kaudit_command();
@@ -333,17 +338,11 @@ fn searches_print_matches_and_exact_or_bounded_counts() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.display().to_string();
-    let key = kaudit_ok(&[
-        "intake",
-        "create",
-        "--data-dir",
+    let key = offline_ok(
         &data_arg,
-        "--name",
-        "n",
-        "--cluster",
-        "search",
-    ]);
-    let admin = kaudit_ok(&["token", "create", "--data-dir", &data_arg, "--role", "admin"]);
+        &["intake", "create", "--name", "n", "--cluster", "search"],
+    );
+    let admin = offline_ok(&data_arg, &["token", "create", "--role", "admin"]);
     let admin = admin.as_str();
     let server = ServerProcess::start(&data, &[]);
     // Every event raises an alert under the activity policy.
@@ -395,7 +394,11 @@ fn searches_print_matches_and_exact_or_bounded_counts() {
         ),
     ];
     for (args, printed) in counts {
-        assert_eq!(check(&server, admin, args, OK).trim(), *printed, "kaudit {args:?}");
+        assert_eq!(
+            check(&server, admin, args, OK).trim(),
+            *printed,
+            "kaudit {args:?}"
+        );
     }
     check_all(
         &server,
