@@ -216,7 +216,6 @@ pub(crate) struct BlockBuilder {
 pub(crate) struct SealedBlock {
     pub(crate) first_id: i64,
     pub(crate) last_id: i64,
-    pub(crate) rows: u32,
     pub(crate) min_time: i64,
     pub(crate) max_time: i64,
     pub(crate) value_bloom: Vec<u8>,
@@ -297,7 +296,6 @@ impl BlockBuilder {
         SealedBlock {
             first_id: done.first_id,
             last_id: done.last_id,
-            rows: done.rows,
             min_time: done.min_time,
             max_time: done.max_time,
             value_bloom: done.values.bytes,

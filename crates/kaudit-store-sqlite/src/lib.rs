@@ -51,6 +51,7 @@ mod blocks;
 mod compression;
 mod migrations;
 mod read;
+mod rollups;
 mod writer;
 
 #[cfg(test)]

@@ -13,9 +13,11 @@ use kaudit_store::{
 };
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use std::collections::HashMap;
 
 use crate::blocks::Required;
 use crate::compression::Compression;
+use crate::rollups::{self, Dimension, Key, MINUTE_NS};
 
 /// A `WHERE` clause under construction.
 #[derive(Default)]
@@ -297,32 +299,127 @@ fn range_where(filter: &EventFilter, range: Range) -> Where {
     w
 }
 
-/// A group-by key, ordered as SQLite orders values (NULL, then numbers, then text).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Key {
-    Null,
-    Integer(i64),
-    Text(String),
+/// True when `filter` restricts nothing but the time: its counts can come from rollups.
+fn only_time(filter: &EventFilter) -> bool {
+    *filter
+        == EventFilter {
+            time: filter.time,
+            ..EventFilter::default()
+        }
 }
 
-impl Key {
-    fn of(value: Value) -> Key {
-        match value {
-            Value::Null => Key::Null,
-            Value::Integer(i) => Key::Integer(i),
-            Value::Real(f) => Key::Text(f.to_string()),
-            Value::Text(t) => Key::Text(t),
-            Value::Blob(b) => Key::Text(String::from_utf8_lossy(&b).into_owned()),
+/// Every event within `time` counted by `key_sql` (an expression over `events e`): blocks
+/// wholly inside the range with exact rollups are summed from their `dimension` rollup, the
+/// rest (blocks partly inside, blocks that lost events to retention, events above the block
+/// mark) counted from their rows.
+fn rolled_up_counts(
+    conn: &Connection,
+    time: &TimeRange,
+    dimension: Dimension,
+    key_sql: &str,
+) -> Result<HashMap<Key, u64>> {
+    let mark: i64 = conn
+        .prepare_cached("SELECT blocked_upto FROM block_state WHERE id = 1")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql_error("reading the block mark"))?;
+    let mut counts: HashMap<Key, u64> = HashMap::new();
+    let scan = |first: i64, last: i64, counts: &mut HashMap<Key, u64>| -> Result<()> {
+        let mut w = Where::default();
+        w.time("e.time_ns", time);
+        w.add(
+            "e.id BETWEEN ? AND ?",
+            [Value::Integer(first), Value::Integer(last)],
+        );
+        let sql = format!(
+            "SELECT {key_sql} AS k, COUNT(*) FROM events e NOT INDEXED{} GROUP BY k",
+            w.sql()
+        );
+        let mut statement = conn
+            .prepare_cached(&sql)
+            .map_err(sql_error("preparing a grouped count"))?;
+        let mut rows = statement
+            .query(params_from_iter(w.params))
+            .map_err(sql_error("running a grouped count"))?;
+        while let Some(row) = rows.next().map_err(sql_error("reading a grouped count"))? {
+            let key = Key::of(row.get(0).map_err(sql_error("reading a grouped count"))?);
+            let n: i64 = row.get(1).map_err(sql_error("reading a grouped count"))?;
+            *counts.entry(key).or_default() += n.max(0) as u64;
+        }
+        Ok(())
+    };
+    scan(mark.saturating_add(1), i64::MAX, &mut counts)?;
+    let mut w = Where::default();
+    w.add("first_id <= ?", [Value::Integer(mark)]);
+    if let Some(from) = time.from_ns {
+        w.add("max_time >= ?", [Value::Integer(from)]);
+    }
+    if let Some(to) = time.to_ns {
+        w.add("min_time < ?", [Value::Integer(to)]);
+    }
+    let mut whole = std::collections::HashSet::new();
+    let (mut low, mut high) = (i64::MAX, i64::MIN);
+    let mut partial = Vec::new();
+    {
+        let sql = format!(
+            "SELECT first_id, last_id, min_time, max_time, exact FROM blocks{}",
+            w.sql()
+        );
+        let mut statement = conn
+            .prepare_cached(&sql)
+            .map_err(sql_error("preparing a block scan"))?;
+        let mut rows = statement
+            .query(params_from_iter(w.params))
+            .map_err(sql_error("reading blocks"))?;
+        while let Some(row) = rows.next().map_err(sql_error("reading blocks"))? {
+            let get = |i| row.get::<_, i64>(i).map_err(sql_error("reading blocks"));
+            let (first, last, min_time, max_time, exact) = (get(0)?, get(1)?, get(2)?, get(3)?, get(4)?);
+            if exact == 1 && time.contains(min_time) && time.contains(max_time) {
+                whole.insert(first);
+                low = low.min(first);
+                high = high.max(first);
+            } else {
+                partial.push((first, last));
+            }
         }
     }
+    for (first, last) in partial {
+        scan(first, last, &mut counts)?;
+    }
+    if whole.is_empty() {
+        return Ok(counts);
+    }
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT first_id, counts FROM block_rollups
+             WHERE dimension = ?1 AND first_id BETWEEN ?2 AND ?3",
+        )
+        .map_err(sql_error("preparing a rollup scan"))?;
+    let mut rows = statement
+        .query(rusqlite::params![rollups::number(dimension), low, high])
+        .map_err(sql_error("reading rollups"))?;
+    while let Some(row) = rows.next().map_err(sql_error("reading rollups"))? {
+        let first: i64 = row.get(0).map_err(sql_error("reading rollups"))?;
+        if whole.contains(&first)
+            && let ValueRef::Blob(bytes) = row.get_ref(1).map_err(sql_error("reading rollups"))?
+        {
+            rollups::add_decoded(bytes, &mut counts)?;
+        }
+    }
+    Ok(counts)
+}
 
-    fn into_text(self) -> Option<String> {
-        match self {
-            Key::Null => None,
-            Key::Integer(i) => Some(i.to_string()),
-            Key::Text(t) => Some(t),
-        }
-    }
+/// Groups from counts: largest first, ties by key, at most `limit`.
+fn top_groups(counts: HashMap<Key, u64>, limit: u32) -> Vec<GroupCount> {
+    let mut groups: Vec<(Key, u64)> = counts.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    groups.truncate(limit as usize);
+    groups
+        .into_iter()
+        .map(|(key, count)| GroupCount {
+            key: key.into_text(),
+            count,
+        })
+        .collect()
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -605,21 +702,15 @@ pub(crate) fn group_events(
     field: EventGroupField,
     limit: u32,
 ) -> Result<Vec<GroupCount>> {
-    let column = match field {
-        EventGroupField::User => "e.username",
-        EventGroupField::Verb => "e.verb",
-        EventGroupField::Resource => "e.resource",
-        EventGroupField::Namespace => "e.namespace",
-        EventGroupField::SourceIp => "e.source_ip",
-        EventGroupField::ResponseCode => "e.response_code",
-        EventGroupField::Cluster => "e.cluster",
-        EventGroupField::Decision => "e.decision",
-        EventGroupField::UserAgent => "e.user_agent",
-    };
+    let column = rollups::column(field);
     let limit = limit.min(PageRequest::MAX_LIMIT);
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a grouped count"))?;
+    if only_time(filter) {
+        let counts = rolled_up_counts(&snapshot, &filter.time, Dimension::Field(field), column)?;
+        return Ok(top_groups(counts, limit));
+    }
     let (required, mark) = match plan(&snapshot, filter)? {
         Plan::Time => {
             let w = event_where(filter);
@@ -632,7 +723,7 @@ pub(crate) fn group_events(
         }
         Plan::Blocks { required, mark } => (required, mark),
     };
-    let mut counts: std::collections::HashMap<Key, u64> = std::collections::HashMap::new();
+    let mut counts: HashMap<Key, u64> = HashMap::new();
     for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
         let w = range_where(filter, range);
         let sql = format!(
@@ -652,16 +743,7 @@ pub(crate) fn group_events(
         }
         Ok(true)
     })?;
-    let mut groups: Vec<(Key, u64)> = counts.into_iter().collect();
-    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    groups.truncate(limit as usize);
-    Ok(groups
-        .into_iter()
-        .map(|(key, count)| GroupCount {
-            key: key.into_text(),
-            count,
-        })
-        .collect())
+    Ok(top_groups(counts, limit))
 }
 
 fn histogram(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<HistogramBucket>> {
@@ -697,6 +779,25 @@ pub(crate) fn histogram_events(
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a histogram"))?;
+    if only_time(filter) && bucket_ns % MINUTE_NS == 0 {
+        // Every minute lies wholly in one bucket.
+        let minute = format!(
+            "(e.time_ns - (e.time_ns % {MINUTE_NS}) - (CASE WHEN e.time_ns % {MINUTE_NS} < 0 THEN {MINUTE_NS} ELSE 0 END))"
+        );
+        let counts = rolled_up_counts(&snapshot, &filter.time, Dimension::Minute, &minute)?;
+        let mut buckets: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+        for (key, count) in counts {
+            if let Key::Integer(start) = key {
+                *buckets
+                    .entry(HistogramBucket::start_of(start, bucket_ns))
+                    .or_default() += count;
+            }
+        }
+        return Ok(buckets
+            .into_iter()
+            .map(|(start_ns, count)| HistogramBucket { start_ns, count })
+            .collect());
+    }
     let (required, mark) = match plan(&snapshot, filter)? {
         Plan::Time => {
             let w = event_where(filter);

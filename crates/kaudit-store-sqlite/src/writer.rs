@@ -16,6 +16,7 @@ use crate::SqliteConfig;
 use crate::blocks::{BLOCK_ROWS, BlockBuilder, FORMAT, SealedBlock};
 use crate::compression::Compression;
 use crate::read::{EVENT_COLUMNS, event_from_row};
+use crate::rollups;
 
 /// A write request: runs inside the group transaction, answered after the commit.
 trait Job: Send {
@@ -260,16 +261,18 @@ impl Writer {
     fn write_pending(&mut self) -> Result<()> {
         let fail = |e| StoreError::backend("writing block summaries", e);
         for block in &self.pending {
+            // Counted from the stored rows: events rolled back since they were added are not.
+            let rows = rollups::write(&self.conn, block.first_id, block.last_id)?;
             self.conn
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO blocks (first_id, last_id, rows, min_time, max_time, format)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR REPLACE INTO blocks (first_id, last_id, rows, min_time, max_time, format, exact)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
                         block.first_id,
                         block.last_id,
-                        block.rows,
+                        rows,
                         block.min_time,
                         block.max_time,
                         FORMAT
@@ -528,9 +531,16 @@ impl Writer {
                 [],
             )
             .map_err(fail)? as u64;
-        // Blocks all of whose events are older than every event left are empty now.
+        // Blocks all of whose events are older than every event left are empty now; blocks
+        // that lost some of their events no longer have exact rollups.
         for sql in [
+            "UPDATE blocks SET exact = 0 WHERE exact = 1 AND first_id IN (SELECT
+                 (SELECT b.first_id FROM blocks b WHERE b.first_id <= p.id ORDER BY b.first_id DESC LIMIT 1)
+                 FROM temp.purge_ids p)",
             "DELETE FROM block_blooms WHERE first_id IN (SELECT first_id FROM blocks WHERE max_time <
+                 COALESCE((SELECT MIN(time_ns) FROM events), 9223372036854775807))",
+            "DELETE FROM block_rollups WHERE dimension IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10) AND first_id IN
+                 (SELECT first_id FROM blocks WHERE max_time <
                  COALESCE((SELECT MIN(time_ns) FROM events), 9223372036854775807))",
             "DELETE FROM blocks WHERE max_time <
                  COALESCE((SELECT MIN(time_ns) FROM events), 9223372036854775807)",
