@@ -137,10 +137,48 @@ fn needs_whole_document(input: &[u8]) -> bool {
         if !matches!(line[0], b'{' | b'[') {
             return false;
         }
+        // Most inputs close their first value on its line (JSON lines, and webhook bodies,
+        // which are one line); a bracket count says so without parsing what may be the whole
+        // body. Only a value left open needs the parser's word on whether it is cut short.
+        if first_value_closes(line) {
+            return false;
+        }
         return match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
             Ok(_) => false,
             Err(e) => e.is_eof(),
         };
+    }
+    false
+}
+
+/// True when the brackets opened at the start of `line` all close within it (strings and
+/// their escapes skipped). When they do, the value cannot be cut short by the line's end.
+fn first_value_closes(line: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&b) = line.get(at) {
+        at += 1;
+        match b {
+            b'"' => loop {
+                let Some(offset) = line.get(at..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) else {
+                    return false;
+                };
+                at += offset + 1;
+                if line[at - 1] == b'\\' {
+                    at += 1;
+                } else {
+                    break;
+                }
+            },
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return true;
+                }
+            }
+            _ => {}
+        }
     }
     false
 }
@@ -409,6 +447,43 @@ fn emit<'a>(event: AuditEvent<'a>, position: Position, sink: &mut Sink<'_, 'a>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_closed_first_value_is_never_cut_short_for_the_parser() {
+        // The bracket count may only answer "closed" where the parser would not report an
+        // input that ends too early.
+        let alphabet = [
+            &b"{"[..],
+            b"}",
+            b"[",
+            b"]",
+            b"\"",
+            b"\\",
+            b"1",
+            b",",
+            b":",
+            b"\"a\"",
+            b" ",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut line = vec![if state % 2 == 0 { b'{' } else { b'[' }];
+            for _ in 0..(state % 24) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line.extend_from_slice(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            if first_value_closes(&line) {
+                let parsed = serde_json::from_slice::<serde::de::IgnoredAny>(&line);
+                assert!(
+                    !parsed.is_err_and(|e| e.is_eof()),
+                    "{}",
+                    String::from_utf8_lossy(&line)
+                );
+            }
+        }
+    }
 
     fn read(input: &str) -> (Vec<(Position, String)>, Vec<Skip>) {
         let mut events = Vec::new();

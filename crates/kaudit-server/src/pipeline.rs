@@ -37,68 +37,90 @@ pub fn prepare(
     received_ns: i64,
 ) -> Result<PreparedBatch, BatchError> {
     check_nesting(body)?;
-    let mut located: Vec<Located<'_>> = Vec::new();
+    // Each event is turned into rows as the reader hands it over (no list of parsed events
+    // is kept); the batch is refused afterwards if any piece was skipped.
+    let mut batch = PreparedBatch {
+        events: Vec::with_capacity(body.len() / 1024 + 1),
+        ..PreparedBatch::default()
+    };
     let mut first_skip: Option<Skip> = None;
+    let mut first_refusal: Option<BatchError> = None;
     read_input(
         body,
-        |event| located.push(event),
+        |item| {
+            if first_refusal.is_some() {
+                return;
+            }
+            if let Err(refusal) = add_event(&mut batch, &item, intake, detector, received_ns) {
+                first_refusal = Some(refusal);
+            }
+        },
         |skip| {
             if first_skip.is_none() {
                 first_skip = Some(skip);
             }
         },
     );
+    // A skipped piece anywhere is named before an unusable event.
     if let Some(skip) = first_skip {
         return Err(BatchError(format!("{skip}; nothing of this batch was stored")));
     }
-    let mut batch = PreparedBatch {
-        events: Vec::with_capacity(located.len()),
-        ..PreparedBatch::default()
-    };
-    for item in &located {
-        let fields = event_fields(&item.event, item.time_nanos, intake, received_ns).map_err(|reason| {
-            BatchError(format!(
-                "{}: {reason}; nothing of this batch was stored",
-                item.position
-            ))
-        })?;
-        let event_index = batch.events.len();
-        for detection in detector.detect(item) {
-            let alert = AlertFields {
-                time_ns: item.time_nanos,
-                rule: detection.rule,
-                priority: detection.priority,
-                output: detection.message,
-                output_fields_json: serde_json::Value::Object(detection.output_fields.clone()).to_string(),
-                tags: detection.tags,
-                policy: detection.policy,
-                cluster: fields.cluster.clone(),
-                namespace: fields.namespace.clone(),
-                username: fields.username.clone(),
-                source: "k8s_audit".to_owned(),
-            };
-            batch.output_alerts.push(Arc::new(OutputAlert {
-                time_ns: alert.time_ns,
-                rule: alert.rule.clone(),
-                priority: alert.priority,
-                policy: alert.policy.clone(),
-                message: alert.output.clone(),
-                output_fields: detection.output_fields,
-                tags: alert.tags.clone(),
-                cluster: alert.cluster.clone(),
-                repeated: 0,
-            }));
-            batch.alerts.push(NewAlert {
-                event_index,
-                fields: alert,
-            });
-        }
-        batch.events.push(NewEvent {
-            fields,
-            raw_json: item.event.raw().to_owned(),
+    match first_refusal {
+        Some(refusal) => Err(refusal),
+        None => Ok(batch),
+    }
+}
+
+/// Adds one event's row and its alerts to `batch`.
+fn add_event(
+    batch: &mut PreparedBatch,
+    item: &Located<'_>,
+    intake: &Intake,
+    detector: &Detector,
+    received_ns: i64,
+) -> Result<(), BatchError> {
+    let fields = event_fields(&item.event, item.time_nanos, intake, received_ns).map_err(|reason| {
+        BatchError(format!(
+            "{}: {reason}; nothing of this batch was stored",
+            item.position
+        ))
+    })?;
+    let event_index = batch.events.len();
+    for detection in detector.detect(item) {
+        let alert = AlertFields {
+            time_ns: item.time_nanos,
+            rule: detection.rule,
+            priority: detection.priority,
+            output: detection.message,
+            output_fields_json: serde_json::Value::Object(detection.output_fields.clone()).to_string(),
+            tags: detection.tags,
+            policy: detection.policy,
+            cluster: fields.cluster.clone(),
+            namespace: fields.namespace.clone(),
+            username: fields.username.clone(),
+            source: "k8s_audit".to_owned(),
+        };
+        batch.output_alerts.push(Arc::new(OutputAlert {
+            time_ns: alert.time_ns,
+            rule: alert.rule.clone(),
+            priority: alert.priority,
+            policy: alert.policy.clone(),
+            message: alert.output.clone(),
+            output_fields: detection.output_fields,
+            tags: alert.tags.clone(),
+            cluster: alert.cluster.clone(),
+            repeated: 0,
+        }));
+        batch.alerts.push(NewAlert {
+            event_index,
+            fields: alert,
         });
     }
-    Ok(batch)
+    batch.events.push(NewEvent {
+        fields,
+        raw_json: item.event.raw().to_owned(),
+    });
+    Ok(())
 }
 
 /// Deepest nesting of arrays and objects accepted, counting an `EventList` and its items:

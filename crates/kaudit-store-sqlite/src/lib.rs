@@ -208,8 +208,13 @@ impl EventWriter for SqliteStore {
                 self.compression.adopt(id, dictionary);
             }
         }
-        let encoded = writer::encode_batch(events, alerts, &self.compression)?;
-        self.writer.call(move |w| w.insert_batch(&encoded))
+        let encoded = std::sync::Arc::new(writer::encode_batch(events, alerts, &self.compression)?);
+        // The writer thread only borrows the batch: its thousands of strings are freed here,
+        // on the caller's thread, once the writer let go of its reference.
+        let shared = std::sync::Arc::clone(&encoded);
+        let outcome = self.writer.call(move |w| w.insert_batch(&shared));
+        drop(encoded);
+        outcome
     }
 }
 

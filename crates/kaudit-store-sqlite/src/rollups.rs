@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use kaudit_store::{EventGroupField, Result, StoreError};
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params};
 
 /// A grouped value, ordered as SQLite orders values (NULL, then numbers, then text).
@@ -105,7 +105,7 @@ pub(crate) fn write(conn: &Connection, first: i64, last: i64) -> Result<i64> {
         "SELECT e.time_ns, {} FROM events e WHERE e.id BETWEEN ?1 AND ?2",
         fields.join(", ")
     );
-    let mut counts: Vec<HashMap<Key, u64>> = vec![HashMap::new(); DIMENSIONS.len()];
+    let mut counts: Vec<Tally> = (0..DIMENSIONS.len()).map(|_| Tally::default()).collect();
     let mut rows_counted = 0;
     {
         let mut statement = conn.prepare_cached(&sql).map_err(fail)?;
@@ -113,18 +113,17 @@ pub(crate) fn write(conn: &Connection, first: i64, last: i64) -> Result<i64> {
         while let Some(row) = rows.next().map_err(fail)? {
             rows_counted += 1;
             let mut i = 0;
-            for (slot, (dimension, _)) in counts.iter_mut().zip(DIMENSIONS) {
-                let key = match dimension {
+            for (tally, (dimension, _)) in counts.iter_mut().zip(DIMENSIONS) {
+                match dimension {
                     Dimension::Minute => {
                         let t: i64 = row.get(0).map_err(fail)?;
-                        Key::Integer(t.div_euclid(MINUTE_NS) * MINUTE_NS)
+                        tally.add(ValueRef::Integer(t.div_euclid(MINUTE_NS) * MINUTE_NS));
                     }
                     Dimension::Field(_) => {
                         i += 1;
-                        Key::of(row.get(i).map_err(fail)?)
+                        tally.add(row.get_ref(i).map_err(fail)?);
                     }
-                };
-                *slot.entry(key).or_default() += 1;
+                }
             }
         }
     }
@@ -133,10 +132,49 @@ pub(crate) fn write(conn: &Connection, first: i64, last: i64) -> Result<i64> {
             "INSERT OR REPLACE INTO block_rollups (first_id, dimension, counts) VALUES (?1, ?2, ?3)",
         )
         .map_err(fail)?;
-    for (slot, (_, n)) in counts.into_iter().zip(DIMENSIONS) {
-        insert.execute(params![first, n, encode(slot)]).map_err(fail)?;
+    for (tally, (_, n)) in counts.into_iter().zip(DIMENSIONS) {
+        insert
+            .execute(params![first, n, encode(tally.into_keys())])
+            .map_err(fail)?;
     }
     Ok(rows_counted)
+}
+
+/// Counts of the values of one dimension, keyed without allocating for values already seen.
+#[derive(Default)]
+struct Tally {
+    nulls: u64,
+    integers: HashMap<i64, u64>,
+    texts: HashMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, value: ValueRef<'_>) {
+        match value {
+            ValueRef::Null => self.nulls += 1,
+            ValueRef::Integer(i) => *self.integers.entry(i).or_default() += 1,
+            ValueRef::Real(f) => *self.texts.entry(f.to_string()).or_default() += 1,
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                let text = String::from_utf8_lossy(bytes);
+                match self.texts.get_mut(text.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        self.texts.insert(text.into_owned(), 1);
+                    }
+                }
+            }
+        }
+    }
+
+    fn into_keys(self) -> HashMap<Key, u64> {
+        let mut keys: HashMap<Key, u64> = HashMap::with_capacity(self.integers.len() + self.texts.len() + 1);
+        if self.nulls > 0 {
+            keys.insert(Key::Null, self.nulls);
+        }
+        keys.extend(self.integers.into_iter().map(|(i, n)| (Key::Integer(i), n)));
+        keys.extend(self.texts.into_iter().map(|(t, n)| (Key::Text(t), n)));
+        keys
+    }
 }
 
 /// Encoding of one rollup: entries of a tag byte (0 NULL, 1 integer, 2 text), the value
