@@ -16,11 +16,18 @@ pub struct Migration {
 }
 
 /// Every migration this build knows, in order.
-pub static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub static MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "value_indexes",
+        sql: include_str!("../migrations/0002_value_indexes.sql"),
+    },
+];
 
 /// Advisory lock key serializing migrations of concurrent kaudit processes ("kaudit" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6b61_7564_6974;
