@@ -10,10 +10,37 @@ use kaudit_store::{
     EventId, FullEvent, GroupCount, HistogramBucket, IntakeId, Page, PageRequest, Result, StoreError,
     StoredAlert, StoredEvent, TimeRange, UserMatch,
 };
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
 
-type Param = Box<dyn ToSql + Sync>;
+/// A query parameter with its PostgreSQL type, so that queries go out in one round trip
+/// (`query_typed`: no separate prepare and close) and are planned for their values.
+type Param = (Box<dyn ToSql + Sync>, Type);
+
+/// Values with a fixed PostgreSQL parameter type.
+trait Typed: ToSql + Sync + 'static {
+    const TYPE: Type;
+}
+
+impl Typed for String {
+    const TYPE: Type = Type::TEXT;
+}
+
+impl Typed for i64 {
+    const TYPE: Type = Type::INT8;
+}
+
+impl Typed for i32 {
+    const TYPE: Type = Type::INT4;
+}
+
+impl Typed for i16 {
+    const TYPE: Type = Type::INT2;
+}
+
+impl Typed for Vec<String> {
+    const TYPE: Type = Type::TEXT_ARRAY;
+}
 
 /// A `WHERE` clause under construction.
 #[derive(Default)]
@@ -24,8 +51,8 @@ struct Where {
 
 impl Where {
     /// Adds a parameter and returns its `$n` marker for the SQL text.
-    fn param(&mut self, value: impl ToSql + Sync + 'static) -> String {
-        self.params.push(Box::new(value));
+    fn param<T: Typed>(&mut self, value: T) -> String {
+        self.params.push((Box::new(value), T::TYPE));
         format!("${}", self.params.len())
     }
 
@@ -63,23 +90,12 @@ impl Where {
         }
     }
 
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params.iter().map(|p| p.as_ref()).collect()
+    fn refs(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        self.params
+            .iter()
+            .map(|(value, ty)| (value.as_ref(), ty.clone()))
+            .collect()
     }
-}
-
-/// `%text%` for LIKE/ILIKE, with `\` escaping the wildcards.
-fn like_contains(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
 }
 
 /// `text` lowercased in ASCII only, so that matching is ASCII case-insensitive as in the
@@ -88,10 +104,76 @@ fn ascii_lower(text: &str) -> String {
     text.to_ascii_lowercase()
 }
 
-fn event_where(filter: &EventFilter) -> Where {
+/// How a query asks for the filters whose indexes do not keep time order: cluster, verb,
+/// subresource, response code and decision (single-column btrees), user-agent substring (the
+/// distinct values of its btree), group (GIN) and free text (trigram GIN).
+///
+/// Such an index gives every row of a value at once. For a rare value that is what a search
+/// wants; for a common one PostgreSQL may still read all of its rows into a bitmap to combine
+/// it with the time window, for each window (tens of milliseconds per window for a value on 1%
+/// of ten million events). So a search first walks in time order, checking these filters row
+/// by row, and asks their indexes only once the walk shows the matches are rare (see
+/// [`newest_first`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Unordered {
+    /// Checked row by row, in forms no index serves (`verb || ''`, `response_code + 0`,
+    /// `groups ? g` where the GIN index serves `@>`): PostgreSQL walks an index in time order
+    /// and stops at the end of the page.
+    Walk,
+    /// In the forms their indexes serve.
+    Indexed,
+}
+
+/// LIKE patterns that every match of the free text `text` satisfies and that the trigram index
+/// answers cheaply: `%run%` for each run of at least three ASCII letters and digits (lowercase).
+///
+/// The whole text as one pattern would also ask for the trigrams of the word boundaries inside
+/// it (`tmp-admin` asks for "mp ", "  a" and " ad"), whose posting lists cover most of the table
+/// and cost the index scan 5 to 10 times more than the runs' own trigrams. Empty when the text
+/// has no such run: the index would have nothing selective to look up.
+fn trigram_patterns(text: &str) -> Vec<String> {
+    let mut patterns: Vec<String> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|run| run.len() >= 3)
+        .map(|run| format!("%{}%", run.to_ascii_lowercase()))
+        .collect();
+    patterns.sort_unstable();
+    patterns.dedup();
+    patterns
+}
+
+/// Whether `filter` has a condition that [`Unordered`] applies to.
+fn has_unordered(filter: &EventFilter) -> bool {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+    filter.cluster.is_some()
+        || filter.group.is_some()
+        || filter.verb.is_some()
+        || filter.subresource.is_some()
+        || filter.response_code.is_some()
+        || filter.decision.is_some()
+        || set(&filter.user_agent_contains)
+        || set(&filter.text)
+}
+
+impl Where {
+    /// `column = value` for a column with a single-column index (see [`Unordered`]).
+    fn unordered_equals(&mut self, column: &str, value: &Option<String>, how: Unordered) {
+        if let Some(value) = value {
+            let p = self.param(value.clone());
+            self.conditions.push(match how {
+                Unordered::Walk => format!("({column} || '') = {p}"),
+                Unordered::Indexed => format!("{column} = {p}"),
+            });
+        }
+    }
+}
+
+/// The filter's conditions. With [`Unordered::Indexed`], `agents` (when known) are the stored
+/// user agents containing the user-agent substring ([`agents_containing`]).
+fn event_where(filter: &EventFilter, how: Unordered, agents: Option<&[String]>) -> Where {
     let mut w = Where::default();
     w.time("e.time_ns", &filter.time);
-    w.equals("e.cluster", &filter.cluster);
+    w.unordered_equals("e.cluster", &filter.cluster, how);
     match &filter.user {
         Some(UserMatch::Exact(user)) => w.equals("e.username", &Some(user.clone())),
         Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
@@ -106,35 +188,95 @@ fn event_where(filter: &EventFilter) -> Where {
     }
     if let Some(group) = &filter.group {
         let p = w.param(group.clone());
-        w.conditions
-            .push(format!("e.groups @> jsonb_build_array({p}::text)"));
+        // The groups are a JSON array of strings: `?` (no index) and `@>` (the GIN index) agree.
+        w.conditions.push(match how {
+            Unordered::Walk => format!("e.groups ? {p}"),
+            Unordered::Indexed => format!("e.groups @> jsonb_build_array({p}::text)"),
+        });
     }
-    w.equals("e.verb", &filter.verb);
+    w.unordered_equals("e.verb", &filter.verb, how);
     w.equals("e.resource", &filter.resource);
-    w.equals("e.subresource", &filter.subresource);
+    w.unordered_equals("e.subresource", &filter.subresource, how);
     w.equals("e.namespace", &filter.namespace);
     w.equals("e.name", &filter.name);
     w.equals("e.source_ip", &filter.source_ip);
     if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
-        let p = w.param(like_contains(&ascii_lower(agent)));
-        w.conditions
-            .push(format!("lower(e.user_agent) LIKE {p} ESCAPE '\\'"));
+        if let (Unordered::Indexed, Some(agents)) = (how, agents) {
+            let p = w.param(agents.to_vec());
+            w.conditions.push(format!("e.user_agent = ANY({p})"));
+        }
+        // The columns use the "C" collation, under which lower() changes ASCII letters only.
+        let p = w.param(ascii_lower(agent));
+        w.conditions.push(format!("strpos(lower(e.user_agent), {p}) > 0"));
     }
     if let Some(code) = filter.response_code {
         let p = w.param(code);
-        w.conditions.push(format!("e.response_code = {p}"));
+        w.conditions.push(match how {
+            Unordered::Walk => format!("(e.response_code + 0) = {p}"),
+            Unordered::Indexed => format!("e.response_code = {p}"),
+        });
     }
-    w.equals("e.decision", &filter.decision);
+    w.unordered_equals("e.decision", &filter.decision, how);
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-        // The first condition is the trigram index's expression (when the index exists); the
-        // second makes the match exact (a match across the joining space is not one).
-        let p = w.param(like_contains(text));
+        if how == Unordered::Indexed {
+            // The trigram index's expression (when the index exists); a superset of the matches.
+            for pattern in trigram_patterns(text) {
+                let p = w.param(pattern);
+                w.conditions.push(format!(
+                    "(e.request_uri || ' ' || coalesce(e.name, '')) ILIKE {p}"
+                ));
+            }
+        }
+        // The exact match, in a form no index serves.
+        let p = w.param(ascii_lower(text));
         w.conditions.push(format!(
-            "(e.request_uri || ' ' || coalesce(e.name, '')) ILIKE {p} ESCAPE '\\' \
-             AND (lower(e.request_uri) LIKE lower({p}) ESCAPE '\\' OR lower(e.name) LIKE lower({p}) ESCAPE '\\')"
+            "(strpos(lower(e.request_uri), {p}) > 0 OR strpos(lower(e.name), {p}) > 0)"
         ));
     }
     w
+}
+
+/// Distinct user agents looked at, at most, to turn a user-agent substring into a list of
+/// values for the `events_user_agent` index; beyond that the substring is checked row by row.
+const MAX_AGENTS: i64 = 2000;
+
+/// The stored user agents containing `needle` (ASCII case-insensitive), found by walking the
+/// distinct values of the `events_user_agent` index (one index descent each); `None` when
+/// there are more than [`MAX_AGENTS`] distinct user agents.
+fn agents_containing(client: &mut Client, needle: &str) -> Result<Option<Vec<String>>> {
+    let fail = sql_error("listing the stored user agents");
+    let row = client
+        .query_typed_one(
+            "WITH RECURSIVE agents(agent) AS (
+                 (SELECT user_agent FROM events WHERE user_agent IS NOT NULL ORDER BY user_agent LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT e.user_agent FROM events e WHERE e.user_agent > agents.agent
+                         ORDER BY e.user_agent LIMIT 1)
+                 FROM agents WHERE agents.agent IS NOT NULL
+             ),
+             walked AS (SELECT agent FROM agents WHERE agent IS NOT NULL LIMIT $1)
+             SELECT COUNT(*), COALESCE(array_agg(agent) FILTER (WHERE strpos(lower(agent), $2) > 0), '{}')
+             FROM walked",
+            &[
+                (&(MAX_AGENTS + 1), Type::INT8),
+                (&ascii_lower(needle), Type::TEXT),
+            ],
+        )
+        .map_err(&fail)?;
+    let walked: i64 = row.try_get(0).map_err(&fail)?;
+    if walked > MAX_AGENTS {
+        return Ok(None);
+    }
+    Ok(Some(row.try_get(1).map_err(&fail)?))
+}
+
+/// [`event_where`] with [`Unordered::Indexed`], the user agents looked up when needed.
+fn indexed_event_where(client: &mut Client, filter: &EventFilter) -> Result<Where> {
+    let agents = match filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
+        Some(needle) => agents_containing(client, needle)?,
+        None => None,
+    };
+    Ok(event_where(filter, Unordered::Indexed, agents.as_deref()))
 }
 
 fn alert_where(filter: &AlertFilter) -> Where {
@@ -234,18 +376,141 @@ fn alert_from_row(row: &Row) -> Result<StoredAlert> {
     })
 }
 
-fn page_query<T>(
+/// Rows in the first time window of a listing: the newest this many rows of the range. Small
+/// under test, so that the contract suite's searches run over many windows and their edges.
+const FIRST_WINDOW_ROWS: usize = if cfg!(test) { 8 } else { 4096 };
+
+/// Rows a search with [`Unordered`] filters walks in time order, checking each, before it asks
+/// their indexes instead: at most about 1.5 µs a row (free text), so some 75 ms. Small under
+/// test, so that the contract suite switches between the two.
+const WALK_ROWS: f64 = if cfg!(test) { 40.0 } else { 50_000.0 };
+
+/// The table and columns of a newest-first listing.
+struct Listing<'a> {
+    /// `events e` or `alerts a`.
+    from: &'a str,
+    /// The alias, whose `time_ns` and `id` order the listing.
+    alias: &'a str,
+    columns: &'a str,
+}
+
+/// One page of `listing`, newest first, searched in time windows from the newest end of the
+/// range backwards until the page is full; `where_for` gives the filter (with the cursor).
+///
+/// PostgreSQL answers a filter either by walking an index in time order (fast when matches are
+/// common, or when a `(value, time_ns, id)` index serves the whole filter) or by collecting
+/// every match and sorting (fast when matches are few), and picks by its estimates. Between the
+/// two, or when the estimate is wrong (two common values that are rare together, a user
+/// prefix, free text), it sorts hundreds of thousands of matches: hundreds of milliseconds to
+/// seconds on ten million events. Inside a time window either plan is bounded by the window.
+/// The first window holds the newest [`FIRST_WINDOW_ROWS`] rows of the range; each next one
+/// is sized from the matches found so far (twice the rows they say the page still needs, at
+/// least twice the last window; sixteen times it when nothing matched yet), so a common filter
+/// stops in the first window and a rare one costs a few index probes.
+///
+/// When the filter has [`Unordered`] conditions (`unordered`), they are checked row by row while
+/// the walk promises to fill the page within [`WALK_ROWS`] rows, and asked of their indexes
+/// after that.
+#[allow(clippy::too_many_arguments)]
+fn newest_first<T>(
     client: &mut Client,
-    sql: &str,
-    w: &Where,
+    listing: &Listing<'_>,
+    where_for: &mut dyn FnMut(&mut Client, Unordered) -> Result<Where>,
+    unordered: bool,
+    time: &TimeRange,
+    cursor: Option<Cursor>,
     limit: u32,
     read: impl Fn(&Row) -> Result<T>,
     position: impl Fn(&T) -> Cursor,
 ) -> Result<Page<T>> {
-    let rows = client
-        .query(sql, &w.refs())
-        .map_err(sql_error("running a search"))?;
-    let mut items = rows.iter().map(read).collect::<Result<Vec<T>>>()?;
+    let Listing { from, alias, columns } = listing;
+    let want = limit as usize + 1;
+    // The range still to search: [low, high). The cursor's own time stays in (its row
+    // comparison in the filter skips the rows already shown).
+    let low = time.from_ns.unwrap_or(i64::MIN);
+    let mut high = time.to_ns.unwrap_or(i64::MAX);
+    if let Some(c) = cursor {
+        high = high.min(c.time_ns.saturating_add(1));
+    }
+    if low >= high {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    }
+    let measuring = sql_error("measuring the newest rows of a search range");
+    let probe = client
+        .query_typed_one(
+            &format!(
+                "SELECT COUNT(*), MIN(t), MAX(t) FROM (SELECT {alias}.time_ns AS t FROM {from}
+                 WHERE {alias}.time_ns >= $1 AND {alias}.time_ns < $2
+                 ORDER BY {alias}.time_ns DESC LIMIT {FIRST_WINDOW_ROWS}) AS newest"
+            ),
+            &[(&low, Type::INT8), (&high, Type::INT8)],
+        )
+        .map_err(&measuring)?;
+    let newest: i64 = probe.try_get(0).map_err(&measuring)?;
+    // The first window, and the rows per nanosecond it shows.
+    let (mut window_low, rows_per_ns) = if newest < FIRST_WINDOW_ROWS as i64 {
+        (low, 0.0)
+    } else {
+        let oldest: i64 = probe.try_get(1).map_err(&measuring)?;
+        let latest: i64 = probe.try_get(2).map_err(&measuring)?;
+        let span = latest.saturating_sub(oldest).max(1);
+        (oldest, FIRST_WINDOW_ROWS as f64 / span as f64)
+    };
+    let mut items = Vec::with_capacity(want.min(1024));
+    let mut mode = Unordered::Walk;
+    let mut window_rows = FIRST_WINDOW_ROWS as f64;
+    let mut scanned_rows = 0.0;
+    loop {
+        let w = where_for(client, mode)?;
+        let first_bound = w.params.len() + 1;
+        let mut refs = w.refs();
+        refs.push((&window_low, Type::INT8));
+        refs.push((&high, Type::INT8));
+        let rows = client
+            .query_typed(
+                &format!(
+                    "SELECT {columns} FROM {from} WHERE {} {alias}.time_ns >= ${first_bound} AND {alias}.time_ns < ${}
+                     ORDER BY {alias}.time_ns DESC, {alias}.id DESC LIMIT {}",
+                    w.conditions
+                        .iter()
+                        .fold(String::new(), |all, c| all + c + " AND "),
+                    first_bound + 1,
+                    want - items.len()
+                ),
+                &refs,
+            )
+            .map_err(sql_error("running a search"))?;
+        for row in &rows {
+            items.push(read(row)?);
+        }
+        if items.len() >= want || window_low <= low {
+            break;
+        }
+        scanned_rows += window_rows;
+        let found = items.len() as f64;
+        let needed = (want - items.len()) as f64;
+        window_rows = if found == 0.0 {
+            if unordered {
+                mode = Unordered::Indexed;
+                f64::INFINITY
+            } else {
+                window_rows * 16.0
+            }
+        } else {
+            let to_fill = needed * scanned_rows / found;
+            if unordered && to_fill > WALK_ROWS {
+                mode = Unordered::Indexed;
+            }
+            (2.0 * to_fill).max(2.0 * window_rows)
+        };
+        high = window_low;
+        // Saturating float-to-integer conversion: an endless window reaches `low`.
+        let width = (window_rows / rows_per_ns).ceil() as i64;
+        window_low = high.saturating_sub(width.max(1)).max(low);
+    }
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
     let next_cursor = if more { items.last().map(position) } else { None };
@@ -258,27 +523,51 @@ pub(crate) fn search_events(
     page: PageRequest,
 ) -> Result<Page<StoredEvent>> {
     let limit = page.checked_limit()?;
-    let mut w = event_where(filter);
-    w.cursor("e.time_ns", "e.id", page.cursor);
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events e{} ORDER BY e.time_ns DESC, e.id DESC LIMIT {}",
-        w.sql(),
-        u64::from(limit) + 1
-    );
-    page_query(client, &sql, &w, limit, event_from_row, |e| Cursor {
-        time_ns: e.fields.time_ns,
-        id: e.id.0,
-    })
+    let listing = Listing {
+        from: "events e",
+        alias: "e",
+        columns: EVENT_COLUMNS,
+    };
+    let mut agents: Option<Option<Vec<String>>> = None;
+    let mut where_for = |client: &mut Client, how| {
+        let needle = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty());
+        let agents = match (how, needle) {
+            (Unordered::Indexed, Some(needle)) => match &agents {
+                Some(known) => known.as_deref(),
+                None => agents.insert(agents_containing(client, needle)?).as_deref(),
+            },
+            _ => None,
+        };
+        let mut w = event_where(filter, how, agents);
+        w.cursor("e.time_ns", "e.id", page.cursor);
+        Ok(w)
+    };
+    newest_first(
+        client,
+        &listing,
+        &mut where_for,
+        has_unordered(filter),
+        &filter.time,
+        page.cursor,
+        limit,
+        event_from_row,
+        |e| Cursor {
+            time_ns: e.fields.time_ns,
+            id: e.id.0,
+        },
+    )
 }
 
 fn count(client: &mut Client, sql: &str, w: &Where) -> Result<u64> {
-    let row = client.query_one(sql, &w.refs()).map_err(sql_error("counting"))?;
+    let row = client
+        .query_typed_one(sql, &w.refs())
+        .map_err(sql_error("counting"))?;
     let n: i64 = row.try_get(0).map_err(sql_error("counting"))?;
     Ok(n.max(0) as u64)
 }
 
 pub(crate) fn count_events(client: &mut Client, filter: &EventFilter) -> Result<u64> {
-    let w = event_where(filter);
+    let w = indexed_event_where(client, filter)?;
     count(client, &format!("SELECT COUNT(*) FROM events e{}", w.sql()), &w)
 }
 
@@ -294,7 +583,7 @@ fn count_upto(client: &mut Client, from_where: &str, w: &Where, limit: u64) -> R
 }
 
 pub(crate) fn count_events_upto(client: &mut Client, filter: &EventFilter, limit: u64) -> Result<u64> {
-    let w = event_where(filter);
+    let w = indexed_event_where(client, filter)?;
     count_upto(client, &format!("FROM events e{}", w.sql()), &w, limit)
 }
 
@@ -303,7 +592,7 @@ pub(crate) fn get_event(client: &mut Client, id: EventId) -> Result<Option<FullE
         "SELECT {EVENT_COLUMNS}, r.raw FROM events e JOIN event_raw r ON r.id = e.id WHERE e.id = $1"
     );
     let Some(row) = client
-        .query_opt(&sql, &[&id.0])
+        .query_typed_opt(&sql, &[(&id.0, Type::INT8)])
         .map_err(sql_error("reading an event"))?
     else {
         return Ok(None);
@@ -317,7 +606,7 @@ pub(crate) fn get_event(client: &mut Client, id: EventId) -> Result<Option<FullE
 
 fn grouped(client: &mut Client, sql: &str, w: &Where) -> Result<Vec<GroupCount>> {
     let rows = client
-        .query(sql, &w.refs())
+        .query_typed(sql, &w.refs())
         .map_err(sql_error("running a grouped count"))?;
     rows.iter()
         .map(|row| {
@@ -349,7 +638,7 @@ pub(crate) fn group_events(
         EventGroupField::Decision => ("e.decision", "k"),
         EventGroupField::UserAgent => ("e.user_agent", "k"),
     };
-    let w = event_where(filter);
+    let w = indexed_event_where(client, filter)?;
     let sql = format!(
         "SELECT {column}::text AS k, COUNT(*) AS n FROM events e{} GROUP BY {column}
          ORDER BY n DESC, {order} ASC NULLS FIRST LIMIT {}",
@@ -361,7 +650,7 @@ pub(crate) fn group_events(
 
 fn histogram(client: &mut Client, sql: &str, w: &Where) -> Result<Vec<HistogramBucket>> {
     let rows = client
-        .query(sql, &w.refs())
+        .query_typed(sql, &w.refs())
         .map_err(sql_error("running a histogram"))?;
     rows.iter()
         .map(|row| {
@@ -388,7 +677,7 @@ pub(crate) fn histogram_events(
     bucket_ns: i64,
 ) -> Result<Vec<HistogramBucket>> {
     let bucket_ns = HistogramBucket::check_width(bucket_ns)?;
-    let w = event_where(filter);
+    let w = indexed_event_where(client, filter)?;
     let sql = format!(
         "SELECT {} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",
         bucket_expression("e.time_ns", bucket_ns),
@@ -403,17 +692,30 @@ pub(crate) fn search_alerts(
     page: PageRequest,
 ) -> Result<Page<StoredAlert>> {
     let limit = page.checked_limit()?;
-    let mut w = alert_where(filter);
-    w.cursor("a.time_ns", "a.id", page.cursor);
-    let sql = format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts a{} ORDER BY a.time_ns DESC, a.id DESC LIMIT {}",
-        w.sql(),
-        u64::from(limit) + 1
-    );
-    page_query(client, &sql, &w, limit, alert_from_row, |a| Cursor {
-        time_ns: a.fields.time_ns,
-        id: a.id.0,
-    })
+    let listing = Listing {
+        from: "alerts a",
+        alias: "a",
+        columns: ALERT_COLUMNS,
+    };
+    let mut where_for = |_: &mut Client, _| {
+        let mut w = alert_where(filter);
+        w.cursor("a.time_ns", "a.id", page.cursor);
+        Ok(w)
+    };
+    newest_first(
+        client,
+        &listing,
+        &mut where_for,
+        false,
+        &filter.time,
+        page.cursor,
+        limit,
+        alert_from_row,
+        |a| Cursor {
+            time_ns: a.fields.time_ns,
+            id: a.id.0,
+        },
+    )
 }
 
 pub(crate) fn count_alerts(client: &mut Client, filter: &AlertFilter) -> Result<u64> {

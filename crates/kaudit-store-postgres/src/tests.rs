@@ -5,8 +5,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kaudit_store::Store;
-use kaudit_store::testsuite::Harness;
+use kaudit_store::testsuite::{self, Harness, T0};
+use kaudit_store::{EventFilter, EventQuery, EventWriter, PageRequest, Store, TimeRange, UserMatch};
 use postgres::{Client, NoTls};
 
 use crate::migrations::{self, Migration};
@@ -220,4 +220,153 @@ fn trigram_index_is_used_when_pg_trgm_is_available() {
         .map(|r| r.is_some())
         .unwrap_or(false);
     assert_eq!(harness.store.has_trigram_index(), has_extension);
+}
+
+/// Every page of `filter` at `limit` rows, followed by cursor.
+fn every_page(store: &PgStore, filter: &EventFilter, limit: u32) -> Vec<i64> {
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .search_events(filter, PageRequest { limit, cursor })
+            .unwrap_or_else(|e| panic!("search: {e}"));
+        assert!(page.items.len() <= limit as usize, "page longer than {limit}");
+        ids.extend(page.items.iter().map(|e| e.id.0));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// Searches run window by window from the newest end (a few rows per window under test):
+/// every match comes once and in order, whatever the page size, when window edges fall on
+/// events one nanosecond apart or sharing a time, across a gap of days, and when filters on
+/// rare values, free text and user agents switch from checking rows to asking their indexes.
+#[test]
+fn searches_over_many_time_windows_miss_nothing() {
+    let Some(harness) = open_harness() else { return };
+    let store = &harness.store;
+    let day = 86_400_000_000_000i64;
+    let mut events = Vec::new();
+    for i in 0..400i64 {
+        // Three events per nanosecond, the first 40 ten days before the rest.
+        let time = T0 + i / 3 - if i < 40 { 10 * day } else { 0 };
+        let mut event = testsuite::event("prod", &format!("win-{i:04}"), time);
+        event.fields.username = match i % 37 {
+            0 => "system:serviceaccount:monitoring:prometheus".to_owned(),
+            1 => "system:serviceaccount:monitoring:grafana".to_owned(),
+            _ => format!("user-{}", i % 5),
+        };
+        if i % 43 == 0 {
+            let f = &mut event.fields;
+            f.cluster = "staging".to_owned();
+            f.verb = "delete".to_owned();
+            f.subresource = Some("exec".to_owned());
+            f.groups.push("system:masters".to_owned());
+            f.response_code = Some(403);
+            f.decision = Some("forbid".to_owned());
+        }
+        if i % 41 == 0 {
+            event.fields.user_agent = Some("curl/8.5.0".to_owned());
+            event.fields.name = Some(format!("tmp-admin-{i}"));
+        }
+        events.push(testsuite::with_raw(event.fields));
+    }
+    let outcome = store
+        .insert_batch(&events, &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let ids: Vec<i64> = outcome
+        .events
+        .iter()
+        .map(|i| match i {
+            kaudit_store::Insertion::New(id) => id.0,
+            kaudit_store::Insertion::Duplicate => panic!("no duplicates were sent"),
+        })
+        .collect();
+    type Case<'a> = (&'a str, EventFilter, Box<dyn Fn(i64) -> bool + 'a>);
+    let cases: Vec<Case> = vec![
+        ("everything", EventFilter::default(), Box::new(|_| true)),
+        (
+            "a rare user",
+            EventFilter {
+                user: Some(UserMatch::Exact(
+                    "system:serviceaccount:monitoring:prometheus".to_owned(),
+                )),
+                ..EventFilter::default()
+            },
+            Box::new(|i| i % 37 == 0),
+        ),
+        (
+            "a user prefix",
+            EventFilter {
+                user: Some(UserMatch::Prefix("system:serviceaccount:monitoring:".to_owned())),
+                ..EventFilter::default()
+            },
+            Box::new(|i| i % 37 < 2),
+        ),
+        (
+            "rare values of every column without a time-ordered index",
+            EventFilter {
+                cluster: Some("staging".to_owned()),
+                verb: Some("delete".to_owned()),
+                subresource: Some("exec".to_owned()),
+                group: Some("system:masters".to_owned()),
+                response_code: Some(403),
+                decision: Some("forbid".to_owned()),
+                ..EventFilter::default()
+            },
+            Box::new(|i| i % 43 == 0),
+        ),
+        (
+            "a rare group",
+            EventFilter {
+                group: Some("system:masters".to_owned()),
+                ..EventFilter::default()
+            },
+            Box::new(|i| i % 43 == 0),
+        ),
+        (
+            "a rare user agent, in other case",
+            EventFilter {
+                user_agent_contains: Some("CURL/8".to_owned()),
+                ..EventFilter::default()
+            },
+            Box::new(|i| i % 41 == 0),
+        ),
+        (
+            "rare free text across a word boundary, in other case",
+            EventFilter {
+                text: Some("TMP-admin-".to_owned()),
+                ..EventFilter::default()
+            },
+            Box::new(|i| i % 41 == 0),
+        ),
+        (
+            "a time range ending and starting inside runs of equal times",
+            EventFilter {
+                time: TimeRange::between(T0 - 10 * day + 5, T0 + 100),
+                ..EventFilter::default()
+            },
+            Box::new(|i| {
+                let time = T0 + i / 3 - if i < 40 { 10 * day } else { 0 };
+                (T0 - 10 * day + 5..T0 + 100).contains(&time)
+            }),
+        ),
+    ];
+    for (name, filter, matches) in cases {
+        let mut expected: Vec<(i64, i64)> = (0..400i64)
+            .filter(|&i| matches(i))
+            .map(|i| (events[i as usize].fields.time_ns, ids[i as usize]))
+            .collect();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        let expected: Vec<i64> = expected.into_iter().map(|(_, id)| id).collect();
+        for limit in [1, 7, 100, 1000] {
+            assert_eq!(
+                every_page(store, &filter, limit),
+                expected,
+                "{name}, pages of {limit}"
+            );
+        }
+    }
 }
