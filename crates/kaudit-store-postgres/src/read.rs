@@ -1,8 +1,9 @@
 //! Searches, counts, groupings and histograms over events and alerts.
 //!
-//! Filters become a `WHERE` clause with numbered parameters. Newest-first listings order by
-//! `(time_ns, id)` descending and continue after a cursor with a row comparison, answered from
-//! the `(field, time_ns, id)` and `(time_ns, id)` indexes without a sort.
+//! Filters become a `WHERE` clause with typed, numbered parameters. Newest-first listings order
+//! by `(time_ns, id)` descending, continue after a cursor with a row comparison, and are
+//! searched in time windows from the newest end ([`newest_first`]); filters on indexes that keep
+//! no time order are walked while common and indexed once rare ([`Unordered`]).
 
 use kaudit_model::{Level, Priority, Stage};
 use kaudit_store::{
