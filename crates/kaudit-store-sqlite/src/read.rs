@@ -330,22 +330,7 @@ fn rolled_up_counts(
             "e.id BETWEEN ? AND ?",
             [Value::Integer(first), Value::Integer(last)],
         );
-        let sql = format!(
-            "SELECT {key_sql} AS k, COUNT(*) FROM events e NOT INDEXED{} GROUP BY k",
-            w.sql()
-        );
-        let mut statement = conn
-            .prepare_cached(&sql)
-            .map_err(sql_error("preparing a grouped count"))?;
-        let mut rows = statement
-            .query(params_from_iter(w.params))
-            .map_err(sql_error("running a grouped count"))?;
-        while let Some(row) = rows.next().map_err(sql_error("reading a grouped count"))? {
-            let key = Key::of(row.get(0).map_err(sql_error("reading a grouped count"))?);
-            let n: i64 = row.get(1).map_err(sql_error("reading a grouped count"))?;
-            *counts.entry(key).or_default() += n.max(0) as u64;
-        }
-        Ok(())
+        add_range_counts(conn, key_sql, w, counts)
     };
     scan(mark.saturating_add(1), i64::MAX, &mut counts)?;
     let mut w = Where::default();
@@ -406,6 +391,32 @@ fn rolled_up_counts(
         }
     }
     Ok(counts)
+}
+
+/// Adds the rows of `events e` matching `w` (without an index: `w` bounds the ids), counted
+/// by `key_sql`, to `counts`.
+fn add_range_counts(
+    conn: &Connection,
+    key_sql: &str,
+    w: Where,
+    counts: &mut HashMap<Key, u64>,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT {key_sql} AS k, COUNT(*) FROM events e NOT INDEXED{} GROUP BY k",
+        w.sql()
+    );
+    let mut statement = conn
+        .prepare_cached(&sql)
+        .map_err(sql_error("preparing a grouped count"))?;
+    let mut rows = statement
+        .query(params_from_iter(w.params))
+        .map_err(sql_error("running a grouped count"))?;
+    while let Some(row) = rows.next().map_err(sql_error("reading a grouped count"))? {
+        let key = Key::of(row.get(0).map_err(sql_error("reading a grouped count"))?);
+        let n: i64 = row.get(1).map_err(sql_error("reading a grouped count"))?;
+        *counts.entry(key).or_default() += n.max(0) as u64;
+    }
+    Ok(())
 }
 
 /// Groups from counts: largest first, ties by key, at most `limit`.
@@ -725,22 +736,7 @@ pub(crate) fn group_events(
     };
     let mut counts: HashMap<Key, u64> = HashMap::new();
     for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
-        let w = range_where(filter, range);
-        let sql = format!(
-            "SELECT {column} AS k, COUNT(*) FROM events e NOT INDEXED{} GROUP BY k",
-            w.sql()
-        );
-        let mut statement = snapshot
-            .prepare_cached(&sql)
-            .map_err(sql_error("preparing a grouped count"))?;
-        let mut rows = statement
-            .query(params_from_iter(w.params))
-            .map_err(sql_error("running a grouped count"))?;
-        while let Some(row) = rows.next().map_err(sql_error("reading a grouped count"))? {
-            let key = Key::of(row.get(0).map_err(sql_error("reading a grouped count"))?);
-            let n: i64 = row.get(1).map_err(sql_error("reading a grouped count"))?;
-            *counts.entry(key).or_default() += n.max(0) as u64;
-        }
+        add_range_counts(&snapshot, column, range_where(filter, range), &mut counts)?;
         Ok(true)
     })?;
     Ok(top_groups(counts, limit))
