@@ -386,13 +386,23 @@ const FIRST_WINDOW_ROWS: usize = if cfg!(test) { 8 } else { 4096 };
 /// test, so that the contract suite switches between the two.
 const WALK_ROWS: f64 = if cfg!(test) { 40.0 } else { 50_000.0 };
 
-/// The table and columns of a newest-first listing.
+/// The table and columns of a newest-first listing, and the kind of filter it has.
 struct Listing<'a> {
     /// `events e` or `alerts a`.
     from: &'a str,
     /// The alias, whose `time_ns` and `id` order the listing.
     alias: &'a str,
     columns: &'a str,
+    conditions: Conditions,
+}
+
+/// Whether a filter has [`Unordered`] conditions, which a search walks before it indexes them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Conditions {
+    /// Only conditions that time-ordered indexes serve (or none).
+    TimeOrdered,
+    /// At least one [`Unordered`] condition.
+    SomeUnordered,
 }
 
 /// One page of `listing`, newest first, searched in time windows from the newest end of the
@@ -409,7 +419,7 @@ struct Listing<'a> {
 /// least twice the last window; sixteen times it when nothing matched yet), so a common filter
 /// stops in the first window and a rare one costs a few index probes.
 ///
-/// When the filter has [`Unordered`] conditions (`unordered`), they are checked row by row while
+/// When the filter has [`Unordered`] conditions ([`Conditions::SomeUnordered`]), they are checked row by row while
 /// the walk promises to fill the page within [`WALK_ROWS`] rows, and asked of their indexes
 /// after that.
 #[allow(clippy::too_many_arguments)]
@@ -417,14 +427,19 @@ fn newest_first<T>(
     client: &mut Client,
     listing: &Listing<'_>,
     where_for: &mut dyn FnMut(&mut Client, Unordered) -> Result<Where>,
-    unordered: bool,
     time: &TimeRange,
     cursor: Option<Cursor>,
     limit: u32,
     read: impl Fn(&Row) -> Result<T>,
     position: impl Fn(&T) -> Cursor,
 ) -> Result<Page<T>> {
-    let Listing { from, alias, columns } = listing;
+    let Listing {
+        from,
+        alias,
+        columns,
+        conditions,
+    } = listing;
+    let unordered = *conditions == Conditions::SomeUnordered;
     let want = limit as usize + 1;
     // The range still to search: [low, high). The cursor's own time stays in (its row
     // comparison in the filter skips the rows already shown).
@@ -528,6 +543,11 @@ pub(crate) fn search_events(
         from: "events e",
         alias: "e",
         columns: EVENT_COLUMNS,
+        conditions: if has_unordered(filter) {
+            Conditions::SomeUnordered
+        } else {
+            Conditions::TimeOrdered
+        },
     };
     let mut agents: Option<Option<Vec<String>>> = None;
     let mut where_for = |client: &mut Client, how| {
@@ -547,7 +567,6 @@ pub(crate) fn search_events(
         client,
         &listing,
         &mut where_for,
-        has_unordered(filter),
         &filter.time,
         page.cursor,
         limit,
@@ -697,6 +716,7 @@ pub(crate) fn search_alerts(
         from: "alerts a",
         alias: "a",
         columns: ALERT_COLUMNS,
+        conditions: Conditions::TimeOrdered,
     };
     let mut where_for = |_: &mut Client, _| {
         let mut w = alert_where(filter);
@@ -707,7 +727,6 @@ pub(crate) fn search_alerts(
         client,
         &listing,
         &mut where_for,
-        false,
         &filter.time,
         page.cursor,
         limit,
