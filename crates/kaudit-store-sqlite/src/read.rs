@@ -157,15 +157,32 @@ enum Plan {
     Blocks { required: Required, mark: i64 },
 }
 
+/// The last event id covered by a written block.
+fn block_mark(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT blocked_upto FROM block_state WHERE id = 1")
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(sql_error("reading the block mark"))
+}
+
+/// The conditions on `blocks` for the written blocks that may hold events within `time`.
+fn blocks_within(mark: i64, time: &TimeRange) -> Where {
+    let mut w = Where::default();
+    w.add("first_id <= ?", [Value::Integer(mark)]);
+    if let Some(from) = time.from_ns {
+        w.add("max_time >= ?", [Value::Integer(from)]);
+    }
+    if let Some(to) = time.to_ns {
+        w.add("min_time < ?", [Value::Integer(to)]);
+    }
+    w
+}
+
 fn plan(conn: &Connection, filter: &EventFilter) -> Result<Plan> {
     let required = Required::of(filter);
     if required.is_empty() {
         return Ok(Plan::Time);
     }
-    let mark: i64 = conn
-        .prepare_cached("SELECT blocked_upto FROM block_state WHERE id = 1")
-        .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(sql_error("reading the block mark"))?;
+    let mark = block_mark(conn)?;
     Ok(Plan::Blocks { required, mark })
 }
 
@@ -198,14 +215,7 @@ fn for_each_range(
     if !each(above_mark)? {
         return Ok(());
     }
-    let mut w = Where::default();
-    w.add("first_id <= ?", [Value::Integer(mark)]);
-    if let Some(from) = time.from_ns {
-        w.add("max_time >= ?", [Value::Integer(from)]);
-    }
-    if let Some(to) = time.to_ns {
-        w.add("min_time < ?", [Value::Integer(to)]);
-    }
+    let mut w = blocks_within(mark, time);
     if let Some(before) = before_ns {
         w.add("min_time <= ?", [Value::Integer(before)]);
     }
@@ -318,10 +328,7 @@ fn rolled_up_counts(
     dimension: Dimension,
     key_sql: &str,
 ) -> Result<HashMap<Key, u64>> {
-    let mark: i64 = conn
-        .prepare_cached("SELECT blocked_upto FROM block_state WHERE id = 1")
-        .and_then(|mut st| st.query_row([], |r| r.get(0)))
-        .map_err(sql_error("reading the block mark"))?;
+    let mark = block_mark(conn)?;
     let mut counts: HashMap<Key, u64> = HashMap::new();
     let scan = |first: i64, last: i64, counts: &mut HashMap<Key, u64>| -> Result<()> {
         let mut w = Where::default();
@@ -333,14 +340,7 @@ fn rolled_up_counts(
         add_range_counts(conn, key_sql, w, counts)
     };
     scan(mark.saturating_add(1), i64::MAX, &mut counts)?;
-    let mut w = Where::default();
-    w.add("first_id <= ?", [Value::Integer(mark)]);
-    if let Some(from) = time.from_ns {
-        w.add("max_time >= ?", [Value::Integer(from)]);
-    }
-    if let Some(to) = time.to_ns {
-        w.add("min_time < ?", [Value::Integer(to)]);
-    }
+    let w = blocks_within(mark, time);
     let mut whole = std::collections::HashSet::new();
     let (mut low, mut high) = (i64::MAX, i64::MIN);
     let mut partial = Vec::new();
