@@ -18,6 +18,7 @@
 mod event;
 mod input;
 pub mod json;
+mod scan;
 mod time;
 mod vocab;
 
