@@ -32,8 +32,24 @@ use kaudit_store::{EventFields, EventFilter, UserMatch};
 pub(crate) const BLOCK_ROWS: u32 = 1024;
 #[cfg(test)]
 pub(crate) const BLOCK_ROWS: u32 = 37;
-/// Layout version of the filters, stored per block.
-pub(crate) const FORMAT: i64 = 1;
+/// Layout version of the filters written now, stored per block and per group. Format 1: the
+/// gram filter holds trigrams only; format 2 adds 4-grams. Every token of format 1 is in
+/// format 2 at the same bits, so a search asks blocks of either format for their format's
+/// tokens, and a group mixing formats for those of the oldest.
+pub(crate) const FORMAT: i64 = 2;
+
+/// Blocks per group. A complete group's filters are stored transposed (see [`GroupSlices`]).
+/// Tests use small groups so that the contract suite spans complete groups, blocks not yet in
+/// a group, the open block and the rows above the mark.
+#[cfg(not(test))]
+pub(crate) const GROUP_BLOCKS: usize = 64;
+#[cfg(test)]
+pub(crate) const GROUP_BLOCKS: usize = 4;
+/// Filter bit positions per stored slice: a slice row holds one 64-bit word per position
+/// (512 bytes), small enough to stay inside its B-tree page.
+const SLICE_POSITIONS: usize = 64;
+/// Slices per group: those of the value filter, then those of the gram filter.
+pub(crate) const SLICES: i64 = (((1 << VALUE_BITS_LOG2) + (1 << GRAM_BITS_LOG2)) / SLICE_POSITIONS) as i64;
 
 /// Value filter: 2^16 bits (8 KiB), 4 probes per token.
 const VALUE_BITS_LOG2: u32 = 16;
@@ -59,7 +75,25 @@ mod salt {
     pub const PAIR: u64 = 13;
     pub const TEXT_GRAM: u64 = 20;
     pub const AGENT_GRAM: u64 = 21;
+    pub const TEXT_LONG_GRAM: u64 = 22;
+    pub const AGENT_LONG_GRAM: u64 = 23;
 }
+
+/// The salts of the trigrams and 4-grams of one kind of text.
+#[derive(Clone, Copy)]
+struct GramSalts {
+    three: u64,
+    four: u64,
+}
+
+const TEXT_GRAMS: GramSalts = GramSalts {
+    three: salt::TEXT_GRAM,
+    four: salt::TEXT_LONG_GRAM,
+};
+const AGENT_GRAMS: GramSalts = GramSalts {
+    three: salt::AGENT_GRAM,
+    four: salt::AGENT_LONG_GRAM,
+};
 
 /// The finaliser of MurmurHash3 (a bijection on 64 bits with good avalanche).
 fn mix(mut x: u64) -> u64 {
@@ -97,24 +131,35 @@ fn pair_token(a: u64, b: u64) -> u64 {
     mix(a ^ b.rotate_left(23) ^ salt::PAIR.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// The token of one byte trigram of one kind.
-fn gram_token(salt: u64, gram: [u8; 3]) -> u64 {
-    mix((salt << 24) | (u64::from(gram[0]) << 16) | (u64::from(gram[1]) << 8) | u64::from(gram[2]))
+/// One ASCII-lowercased byte trigram or 4-gram of a text, its bytes big-endian in a word.
+#[derive(Clone, Copy)]
+enum Gram {
+    Three(u32),
+    Four(u32),
 }
 
-/// Calls `each` with the token of every ASCII-lowercased byte trigram of `text`.
-fn for_each_gram(salt: u64, text: &str, mut each: impl FnMut(u64)) {
-    let bytes = text.as_bytes();
-    if bytes.len() < 3 {
-        return;
+impl Gram {
+    /// Its token. Trigram tokens are those of format 1; the salt of a 4-gram sits above its
+    /// 32 bits, so no 4-gram's token equals a trigram's.
+    fn token(self, salts: GramSalts) -> u64 {
+        match self {
+            Gram::Three(gram) => mix((salts.three << 24) | u64::from(gram)),
+            Gram::Four(gram) => mix((salts.four << 32) | u64::from(gram)),
+        }
     }
-    let lower = |b: u8| b.to_ascii_lowercase();
-    let (mut a, mut b) = (lower(bytes[0]), lower(bytes[1]));
-    for &byte in &bytes[2..] {
-        let c = lower(byte);
-        each(gram_token(salt, [a, b, c]));
-        a = b;
-        b = c;
+}
+
+/// Calls `each` with every ASCII-lowercased byte trigram and 4-gram of `text`, in one pass.
+fn for_each_gram(text: &str, mut each: impl FnMut(Gram)) {
+    let mut window: u32 = 0;
+    for (i, &byte) in text.as_bytes().iter().enumerate() {
+        window = (window << 8) | u32::from(byte.to_ascii_lowercase());
+        if i >= 2 {
+            each(Gram::Three(window & 0x00ff_ffff));
+        }
+        if i >= 3 {
+            each(Gram::Four(window));
+        }
     }
 }
 
@@ -212,7 +257,7 @@ pub(crate) struct BlockBuilder {
     agents: Vec<u64>,
 }
 
-/// A full block, ready to be written.
+/// A full block, ready to be written (in the current [`FORMAT`]).
 pub(crate) struct SealedBlock {
     pub(crate) first_id: i64,
     pub(crate) last_id: i64,
@@ -276,15 +321,16 @@ impl BlockBuilder {
         )
         .each(|t| values.insert(t));
         let grams = &mut self.grams;
-        for_each_gram(salt::TEXT_GRAM, &f.request_uri, |t| grams.insert(t));
-        if let Some(name) = &f.name {
-            for_each_gram(salt::TEXT_GRAM, name, |t| grams.insert(t));
+        for_each_gram(&f.request_uri, |g| grams.insert(g.token(TEXT_GRAMS)));
+        // The object name is nearly always the end of the request URI: its grams are there.
+        if let Some(name) = f.name.as_deref().filter(|n| !f.request_uri.contains(n)) {
+            for_each_gram(name, |g| grams.insert(g.token(TEXT_GRAMS)));
         }
         if let Some(agent) = &f.user_agent {
             let token = value_token(salt::AGENT_GRAM, agent.as_bytes());
             if !self.agents.contains(&token) {
                 self.agents.push(token);
-                for_each_gram(salt::AGENT_GRAM, agent, |t| grams.insert(t));
+                for_each_gram(agent, |g| grams.insert(g.token(AGENT_GRAMS)));
             }
         }
     }
@@ -308,7 +354,17 @@ impl BlockBuilder {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Required {
     values: Vec<u64>,
+    /// Trigram tokens, in the gram filter of every format.
     grams: Vec<u64>,
+    /// 4-gram tokens, in the gram filter from format 2 on. A text's 4-grams cut the blocks
+    /// that hold all its trigrams apart but not the text (random hexadecimal names share most
+    /// trigrams with every block; their 4-grams, rarely).
+    long_grams: Vec<u64>,
+}
+
+/// True for a filter layout this build reads; blocks and groups of another admit everything.
+pub(crate) fn known_format(format: i64) -> bool {
+    (1..=FORMAT).contains(&format)
 }
 
 impl Required {
@@ -349,23 +405,37 @@ impl Required {
             filter.decision.as_deref(),
         )
         .each(|t| values.push(t));
-        let grams = &mut required.grams;
-        if let Some(text) = &filter.text {
-            for_each_gram(salt::TEXT_GRAM, text, |t| grams.push(t));
+        for (salts, text) in [
+            (TEXT_GRAMS, &filter.text),
+            (AGENT_GRAMS, &filter.user_agent_contains),
+        ] {
+            let Some(text) = text else { continue };
+            for_each_gram(text, |gram| match gram {
+                Gram::Three(_) => required.grams.push(gram.token(salts)),
+                Gram::Four(_) => required.long_grams.push(gram.token(salts)),
+            });
         }
-        if let Some(agent) = &filter.user_agent_contains {
-            for_each_gram(salt::AGENT_GRAM, agent, |t| grams.push(t));
+        for tokens in [
+            &mut required.values,
+            &mut required.grams,
+            &mut required.long_grams,
+        ] {
+            tokens.sort_unstable();
+            tokens.dedup();
         }
-        required.values.sort_unstable();
-        required.values.dedup();
-        required.grams.sort_unstable();
-        required.grams.dedup();
         required
     }
 
-    /// True when no token is required (every block may match).
+    /// True when no token is required (every block may match). A text with 4-grams has
+    /// trigrams too.
     pub(crate) fn is_empty(&self) -> bool {
         self.values.is_empty() && self.grams.is_empty()
+    }
+
+    /// The gram tokens a block of filter layout `format` must hold.
+    fn grams_of(&self, format: i64) -> impl Iterator<Item = u64> + '_ {
+        let long: &[u64] = if format >= 2 { &self.long_grams } else { &[] };
+        self.grams.iter().chain(long).copied()
     }
 
     /// Whether the value filter is needed.
@@ -378,9 +448,12 @@ impl Required {
         !self.grams.is_empty()
     }
 
-    /// True when a block with these stored filters may hold a matching event. A missing
-    /// filter (`None`) admits.
-    pub(crate) fn admits(&self, value_bloom: Option<&[u8]>, gram_bloom: Option<&[u8]>) -> bool {
+    /// True when a block with these stored filters, of layout `format`, may hold a matching
+    /// event. A missing filter (`None`) or an unknown layout admits.
+    pub(crate) fn admits(&self, format: i64, value_bloom: Option<&[u8]>, gram_bloom: Option<&[u8]>) -> bool {
+        if !known_format(format) {
+            return true;
+        }
         let values_ok = value_bloom.is_none_or(|bloom| {
             self.values
                 .iter()
@@ -388,10 +461,211 @@ impl Required {
         });
         values_ok
             && gram_bloom.is_none_or(|bloom| {
-                self.grams
-                    .iter()
-                    .all(|&t| may_hold(bloom, GRAM_BITS_LOG2, GRAM_PROBES, t))
+                self.grams_of(format)
+                    .all(|t| may_hold(bloom, GRAM_BITS_LOG2, GRAM_PROBES, t))
             })
+    }
+}
+
+/// One of a block's two filters, with its stored shape.
+#[derive(Clone, Copy, Debug)]
+enum Filter {
+    Value,
+    Gram,
+}
+
+impl Filter {
+    const BOTH: [Filter; 2] = [Filter::Value, Filter::Gram];
+
+    fn bits_log2(self) -> u32 {
+        match self {
+            Filter::Value => VALUE_BITS_LOG2,
+            Filter::Gram => GRAM_BITS_LOG2,
+        }
+    }
+
+    fn probes(self) -> u32 {
+        match self {
+            Filter::Value => VALUE_PROBES,
+            Filter::Gram => GRAM_PROBES,
+        }
+    }
+
+    /// The number of the filter's first slice: the value filter's slices come first.
+    fn first_slice(self) -> usize {
+        match self {
+            Filter::Value => 0,
+            Filter::Gram => (1 << VALUE_BITS_LOG2) / SLICE_POSITIONS,
+        }
+    }
+}
+
+/// A group's filters being transposed: for each filter bit position one word whose bit `j` is
+/// that position's bit in the group's `j`-th block (its slot).
+///
+/// Stored as slices of [`SLICE_POSITIONS`] consecutive positions, a query reads only the
+/// slices holding its probe positions (a few KiB per group, where the blocks' own filters are
+/// 1 MiB) and ANDs their words into a mask of the blocks that may match ([`GroupProbes`]).
+/// The bits are exactly those of the blocks' filters, so a group admits exactly the blocks
+/// their own filters admit.
+pub(crate) struct GroupSlices {
+    value: Vec<u64>,
+    gram: Vec<u64>,
+    slots: usize,
+}
+
+// Slots are the bits of one 64-bit word.
+const _: () = assert!(GROUP_BLOCKS <= 64);
+
+impl GroupSlices {
+    /// A group without blocks yet.
+    pub(crate) fn new() -> GroupSlices {
+        GroupSlices {
+            value: vec![0; 1 << VALUE_BITS_LOG2],
+            gram: vec![0; 1 << GRAM_BITS_LOG2],
+            slots: 0,
+        }
+    }
+
+    /// Adds the stored filters of the group's next block (at most 64, the bits of a word; the
+    /// writer groups [`GROUP_BLOCKS`]). A missing or damaged filter (`None`, or the wrong size)
+    /// sets every bit of the slot: it admits everything, as it does in [`Required::admits`].
+    pub(crate) fn push(&mut self, value_bloom: Option<&[u8]>, gram_bloom: Option<&[u8]>) {
+        if self.slots >= 64 {
+            return;
+        }
+        let bit = 1u64 << self.slots;
+        for (filter, bloom) in [(Filter::Value, value_bloom), (Filter::Gram, gram_bloom)] {
+            let words = match filter {
+                Filter::Value => &mut self.value,
+                Filter::Gram => &mut self.gram,
+            };
+            match bloom.filter(|b| b.len() == 1 << (filter.bits_log2() - 3)) {
+                Some(bytes) => {
+                    // Bit `p` of a filter is bit `p & 7` of byte `p >> 3`, so bit `p & 63` of
+                    // the little-endian word `p >> 6`.
+                    for (chunk_index, chunk) in bytes.chunks_exact(8).enumerate() {
+                        let mut set = u64::from_le_bytes(word_bytes(chunk));
+                        while set != 0 {
+                            let position = chunk_index * 64 + set.trailing_zeros() as usize;
+                            words[position] |= bit;
+                            set &= set - 1;
+                        }
+                    }
+                }
+                None => words.iter_mut().for_each(|w| *w |= bit),
+            }
+        }
+        self.slots += 1;
+    }
+
+    /// Every slice as stored: its number and its words (little-endian), value filter first.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (i64, Vec<u8>)> + '_ {
+        Filter::BOTH.into_iter().flat_map(move |filter| {
+            let words = match filter {
+                Filter::Value => &self.value,
+                Filter::Gram => &self.gram,
+            };
+            words.chunks(SLICE_POSITIONS).enumerate().map(move |(i, chunk)| {
+                let bytes = chunk.iter().flat_map(|w| w.to_le_bytes()).collect();
+                ((filter.first_slice() + i) as i64, bytes)
+            })
+        })
+    }
+}
+
+fn word_bytes(chunk: &[u8]) -> [u8; 8] {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    word
+}
+
+/// The mask of a group's first `slots` slots.
+pub(crate) fn all_slots(slots: usize) -> u64 {
+    match slots {
+        0 => 0,
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
+}
+
+/// The first ids of a group's blocks in slot order, as stored (8 bytes little-endian each).
+pub(crate) fn encode_members(first_ids: &[i64]) -> Vec<u8> {
+    first_ids.iter().flat_map(|id| id.to_le_bytes()).collect()
+}
+
+/// The stored members of a group; `None` when damaged.
+pub(crate) fn decode_members(bytes: &[u8]) -> Option<Vec<i64>> {
+    if !bytes.len().is_multiple_of(8) || bytes.len() / 8 > 64 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(8)
+            .map(|chunk| i64::from_le_bytes(word_bytes(chunk)))
+            .collect(),
+    )
+}
+
+/// What a query reads of a group: the slices holding the probe positions of its required
+/// tokens, each with the offsets of those positions in it.
+#[derive(Debug, Default)]
+pub(crate) struct GroupProbes {
+    /// By ascending slice number.
+    slices: Vec<(i64, Vec<usize>)>,
+}
+
+impl GroupProbes {
+    /// The slice numbers to read, ascending.
+    pub(crate) fn slice_numbers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.slices.iter().map(|(slice, _)| *slice)
+    }
+
+    /// Narrows `mask` (bit `j`: the block in slot `j` may match) by one stored slice. A slice
+    /// of another size (a damaged row) narrows nothing; so does a slice that is not read.
+    pub(crate) fn narrow(&self, slice: i64, words: &[u8], mask: &mut u64) {
+        if words.len() != SLICE_POSITIONS * 8 {
+            return;
+        }
+        if let Ok(i) = self.slices.binary_search_by_key(&slice, |(s, _)| *s) {
+            for &offset in &self.slices[i].1 {
+                *mask &= u64::from_le_bytes(word_bytes(&words[offset * 8..offset * 8 + 8]));
+            }
+        }
+    }
+}
+
+impl Required {
+    /// The slices and positions a group of filter layout `format` (a known one) must be read
+    /// at for this filter.
+    pub(crate) fn group_probes(&self, format: i64) -> GroupProbes {
+        let mut positions: Vec<usize> = Vec::new();
+        let value = Filter::Value;
+        for &token in &self.values {
+            positions.extend(
+                probes(token, value.bits_log2(), value.probes())
+                    .map(|p| value.first_slice() * SLICE_POSITIONS + p),
+            );
+        }
+        let gram = Filter::Gram;
+        for token in self.grams_of(format) {
+            positions.extend(
+                probes(token, gram.bits_log2(), gram.probes())
+                    .map(|p| gram.first_slice() * SLICE_POSITIONS + p),
+            );
+        }
+        positions.sort_unstable();
+        positions.dedup();
+        let mut slices: Vec<(i64, Vec<usize>)> = Vec::new();
+        for position in positions {
+            let slice = (position / SLICE_POSITIONS) as i64;
+            let offset = position % SLICE_POSITIONS;
+            match slices.last_mut() {
+                Some((last, offsets)) if *last == slice => offsets.push(offset),
+                _ => slices.push((slice, vec![offset])),
+            }
+        }
+        GroupProbes { slices }
     }
 }
 
@@ -400,7 +674,7 @@ mod tests {
     use kaudit_model::{Level, Stage};
     use kaudit_store::{EventFields, EventFilter, UserMatch};
 
-    use super::{BlockBuilder, Required};
+    use super::{BlockBuilder, FORMAT, GroupSlices, Required, all_slots};
 
     fn fields(user: &str, verb: &str, namespace: &str, uri: &str, name: &str) -> EventFields {
         EventFields {
@@ -431,7 +705,7 @@ mod tests {
 
     fn admitted(block: &mut BlockBuilder, filter: &EventFilter) -> bool {
         let sealed = block.seal();
-        Required::of(filter).admits(Some(&sealed.value_bloom), Some(&sealed.gram_bloom))
+        Required::of(filter).admits(FORMAT, Some(&sealed.value_bloom), Some(&sealed.gram_bloom))
     }
 
     fn block() -> BlockBuilder {
@@ -526,5 +800,167 @@ mod tests {
             ..Default::default()
         };
         assert!(Required::of(&filter).is_empty());
+    }
+
+    /// A small xorshift generator: random but repeatable cases without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// A word of `len` letters and digits from a small alphabet, so that blocks share
+        /// many trigrams without sharing the word.
+        fn word(&mut self, len: usize) -> String {
+            (0..len)
+                .map(|_| char::from(b"abcdef0123"[self.below(10) as usize]))
+                .collect()
+        }
+    }
+
+    /// The mask of a group from its stored slices (`rows`, by ascending slice number), read
+    /// as a search reads them: only the slices it probes.
+    fn group_mask(rows: &[(i64, Vec<u8>)], required: &Required, format: i64, slots: usize) -> u64 {
+        let probes = required.group_probes(format);
+        let mut mask = all_slots(slots);
+        for slice in probes.slice_numbers() {
+            if let Ok(i) = rows.binary_search_by_key(&slice, |(s, _)| *s) {
+                probes.narrow(slice, &rows[i].1, &mut mask);
+            }
+        }
+        mask
+    }
+
+    /// A block's stored value and gram filters (`None`: missing).
+    type StoredFilters = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+    /// The mask of the blocks whose own filters admit `required`.
+    fn block_mask(blocks: &[StoredFilters], required: &Required, format: i64) -> u64 {
+        blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, (value, gram))| required.admits(format, value.as_deref(), gram.as_deref()))
+            .fold(0, |mask, (slot, _)| mask | 1 << slot)
+    }
+
+    #[test]
+    fn group_slices_admit_exactly_the_blocks_their_own_filters_admit() {
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let (mut admitted, mut refused) = (0u64, 0u64);
+        for round in 0..6 {
+            // 64 blocks of random events; one slot without filters and one with a damaged
+            // filter, which admit everything either way.
+            let slots = 64 - round % 3;
+            let mut blocks: Vec<StoredFilters> = Vec::new();
+            let mut seen: Vec<EventFields> = Vec::new();
+            for slot in 0..slots {
+                let mut block = BlockBuilder::new(1);
+                for i in 0..(1 + rng.below(40)) {
+                    let user = format!("user-{}", rng.below(50));
+                    let verb = ["get", "list", "delete", "patch"][rng.below(4) as usize];
+                    let namespace = format!("ns-{}", rng.below(12));
+                    let len = 5 + rng.below(6) as usize;
+                    let name = rng.word(len);
+                    let uri = format!("/api/v1/namespaces/{namespace}/pods/{name}");
+                    // Some names are not in their URI, as for requests on collections.
+                    let name = if i % 5 == 0 { rng.word(8) } else { name };
+                    let event = fields(&user, verb, &namespace, &uri, &name);
+                    block.add(i as i64 + 1, &event);
+                    seen.push(event);
+                }
+                let sealed = block.seal();
+                blocks.push(match slot {
+                    7 => (None, None),
+                    9 => (Some(vec![0xff; 3]), Some(sealed.gram_bloom)),
+                    _ => (Some(sealed.value_bloom), Some(sealed.gram_bloom)),
+                });
+            }
+            let mut slices = GroupSlices::new();
+            for (value, gram) in &blocks {
+                slices.push(value.as_deref(), gram.as_deref());
+            }
+            let rows: Vec<(i64, Vec<u8>)> = slices.rows().collect();
+            for case in 0..100 {
+                let known = &seen[rng.below(seen.len() as u64) as usize];
+                let mut filter = EventFilter::default();
+                match case % 5 {
+                    0 => filter.user = Some(UserMatch::Exact(format!("user-{}", rng.below(60)))),
+                    1 => {
+                        filter.verb = Some(known.verb.clone());
+                        filter.namespace = Some(format!("ns-{}", rng.below(14)));
+                    }
+                    2 => {
+                        // A piece of a stored name, or a random word.
+                        let name = known.name.clone().unwrap_or_default();
+                        let start = rng.below(3) as usize;
+                        let end = (start + 3 + rng.below(5) as usize).min(name.len());
+                        filter.text = Some(name.get(start..end).unwrap_or("").to_uppercase());
+                    }
+                    3 => {
+                        let len = 4 + rng.below(4) as usize;
+                        filter.text = Some(rng.word(len));
+                    }
+                    _ => {
+                        filter.name = known.name.clone();
+                        filter.text = Some(rng.word(3));
+                    }
+                }
+                let required = Required::of(&filter);
+                for format in 1..=FORMAT {
+                    let per_block = block_mask(&blocks, &required, format);
+                    let grouped = group_mask(&rows, &required, format, slots);
+                    assert_eq!(grouped, per_block, "round {round}, {filter:?}, format {format}");
+                    assert_eq!(grouped >> 7 & 1, 1, "a block without filters is admitted");
+                    admitted += u64::from(grouped.count_ones());
+                    refused += u64::from((!grouped & all_slots(slots)).count_ones());
+                }
+            }
+            // Random tokens, nearly all refused by every block.
+            for _ in 0..50 {
+                let required = Required {
+                    values: (0..rng.below(3)).map(|_| rng.next()).collect(),
+                    grams: vec![rng.next()],
+                    long_grams: (0..rng.below(2)).map(|_| rng.next()).collect(),
+                };
+                for format in 1..=FORMAT {
+                    let per_block = block_mask(&blocks, &required, format);
+                    assert_eq!(group_mask(&rows, &required, format, slots), per_block);
+                }
+            }
+        }
+        // The cases are not one-sided: blocks were both admitted and refused, many times.
+        assert!(
+            admitted > 10_000 && refused > 10_000,
+            "{admitted} admitted, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn four_grams_refuse_blocks_that_hold_only_the_trigrams_of_a_text() {
+        // "3a4f1" is absent, but each of its trigrams is present in some name.
+        let mut block = BlockBuilder::new(1);
+        for (i, name) in ["x3a4x", "ya4fy", "z4f1z"].into_iter().enumerate() {
+            let uri = format!("/api/v1/namespaces/default/secrets/{name}");
+            block.add(i as i64 + 1, &fields("alice", "get", "default", &uri, name));
+        }
+        let sealed = block.seal();
+        let required = Required::of(&EventFilter {
+            text: Some("3a4f1".into()),
+            ..Default::default()
+        });
+        let admits = |format| required.admits(format, Some(&sealed.value_bloom), Some(&sealed.gram_bloom));
+        assert!(admits(1), "trigrams alone admit the block");
+        assert!(!admits(2), "its 4-grams refuse it");
+        assert!(admits(FORMAT + 1), "an unknown format admits");
     }
 }

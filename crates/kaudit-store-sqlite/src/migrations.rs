@@ -27,6 +27,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "blocks",
         sql: include_str!("../migrations/0002_blocks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "bloom_slices",
+        sql: include_str!("../migrations/0003_bloom_slices.sql"),
+    },
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -15,7 +15,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use std::collections::HashMap;
 
-use crate::blocks::Required;
+use crate::blocks::{FORMAT, GroupProbes, Required, all_slots, decode_members, known_format};
 use crate::compression::Compression;
 use crate::rollups::{self, Dimension, Key, MINUTE_NS};
 
@@ -65,18 +65,17 @@ impl Where {
     }
 }
 
-/// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
-fn like_contains(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+/// The condition that `column` contains `text`, ASCII case-insensitively, with its parameter.
+///
+/// `instr(lower(column), text)`: SQLite's `lower` folds ASCII letters only, which is the
+/// filter's definition of case-insensitive, and `instr` is a plain substring search. It checks
+/// a row several times faster than `LIKE '%text%'`, which matches character by character with
+/// case folding, and the row checks of admitted blocks are most of a free-text search's time.
+fn contains(column: &str, text: &str) -> (String, Value) {
+    (
+        format!("instr(lower({column}), ?) > 0"),
+        Value::Text(text.to_ascii_lowercase()),
+    )
 }
 
 fn event_where(filter: &EventFilter) -> Where {
@@ -115,21 +114,17 @@ fn event_where(filter: &EventFilter) -> Where {
     w.equals("e.name", &filter.name);
     w.equals("e.source_ip", &filter.source_ip);
     if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
-        w.add(
-            "e.user_agent LIKE ? ESCAPE '\\'",
-            [Value::Text(like_contains(agent))],
-        );
+        let (condition, param) = contains("e.user_agent", agent);
+        w.add(condition, [param]);
     }
     if let Some(code) = filter.response_code {
         w.add("e.response_code = ?", [Value::Integer(i64::from(code))]);
     }
     w.equals("e.decision", &filter.decision);
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-        let pattern = like_contains(text);
-        w.add(
-            "(e.request_uri LIKE ? ESCAPE '\\' OR e.name LIKE ? ESCAPE '\\')",
-            [Value::Text(pattern.clone()), Value::Text(pattern)],
-        );
+        let (in_uri, uri_param) = contains("e.request_uri", text);
+        let (in_name, name_param) = contains("e.name", text);
+        w.add(format!("({in_uri} OR {in_name})"), [uri_param, name_param]);
     }
     w
 }
@@ -196,9 +191,163 @@ struct Range {
     newest_from_here: i64,
 }
 
+/// A group of blocks whose filters are stored bit-sliced, as a search meets it.
+struct Group {
+    first: i64,
+    last: i64,
+    format: i64,
+    /// The first ids of its blocks in slot order; `None` when the group cannot be read (a
+    /// damaged row, or a filter layout this build does not know): its blocks are admitted.
+    members: Option<Vec<i64>>,
+    /// The slots whose blocks its slices admit, once read.
+    mask: Option<u64>,
+}
+
+impl Group {
+    /// Whether the group admits its block `first_id` (its mask read).
+    fn admits(&self, first_id: i64) -> bool {
+        let Some(members) = &self.members else {
+            return true;
+        };
+        // A block the group does not list (never expected) is admitted.
+        let Some(slot) = members.iter().position(|&m| m == first_id) else {
+            return true;
+        };
+        self.mask.is_none_or(|mask| mask >> slot & 1 == 1)
+    }
+}
+
+/// The groups holding blocks with first ids in `low..=high`, newest first.
+fn groups_between(conn: &Connection, low: i64, high: i64) -> Result<Vec<Group>> {
+    let mut statement = conn
+        .prepare_cached(
+            "SELECT first_id, last_id, format, members FROM bloom_groups
+             WHERE first_id <= ?1 AND last_id >= ?2 ORDER BY first_id DESC",
+        )
+        .map_err(sql_error("preparing a group scan"))?;
+    let mut rows = statement
+        .query(rusqlite::params![high, low])
+        .map_err(sql_error("reading block groups"))?;
+    let mut groups = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_error("reading block groups"))? {
+        let get = |i| row.get::<_, i64>(i).map_err(sql_error("reading block groups"));
+        let format = get(2)?;
+        let members = match row.get_ref(3).map_err(sql_error("reading block groups"))? {
+            ValueRef::Blob(bytes) if known_format(format) => decode_members(bytes),
+            _ => None,
+        };
+        groups.push(Group {
+            first: get(0)?,
+            last: get(1)?,
+            format,
+            members,
+            mask: None,
+        });
+    }
+    Ok(groups)
+}
+
+/// Reads the masks of groups for one search: the slices at its probe positions, for runs of
+/// groups newest first. Slices lead their key with the slice number, so a run's words of one
+/// slice number are neighbours: one range read per slice number. Runs double in length, so
+/// that a search that stops early reads little and one that reads every group needs few
+/// reads.
+struct GroupReader<'c> {
+    /// The probe positions for groups of each known filter format.
+    probes: Vec<(i64, GroupProbes)>,
+    statement: rusqlite::Statement<'c>,
+    run: usize,
+}
+
+impl<'c> GroupReader<'c> {
+    fn new(conn: &'c Connection, required: &Required) -> Result<GroupReader<'c>> {
+        let probes: Vec<(i64, GroupProbes)> = (1..=FORMAT)
+            .map(|format| (format, required.group_probes(format)))
+            .collect();
+        let mut numbers: Vec<i64> = probes.iter().flat_map(|(_, p)| p.slice_numbers()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let list: Vec<String> = numbers.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT slice, group_id, words FROM bloom_slices
+             WHERE slice IN ({}) AND group_id BETWEEN ?1 AND ?2",
+            list.join(", ")
+        );
+        // Not cached: the slice numbers differ per search.
+        let statement = conn.prepare(&sql).map_err(sql_error("preparing a group read"))?;
+        Ok(GroupReader {
+            probes,
+            statement,
+            run: 2,
+        })
+    }
+
+    /// Reads the masks of a run of groups starting at `groups[at]` (newest first).
+    fn read_masks(&mut self, groups: &mut [Group], at: usize) -> Result<()> {
+        let end = at.saturating_add(self.run).min(groups.len());
+        self.run = self.run.saturating_mul(2);
+        let run = &mut groups[at..end];
+        for group in run.iter_mut() {
+            group.mask = Some(group.members.as_ref().map_or(u64::MAX, |m| all_slots(m.len())));
+        }
+        let (Some(oldest), Some(newest)) = (run.last(), run.first()) else {
+            return Ok(());
+        };
+        let mut rows = self
+            .statement
+            .query(rusqlite::params![oldest.first, newest.first])
+            .map_err(sql_error("reading group filters"))?;
+        while let Some(row) = rows.next().map_err(sql_error("reading group filters"))? {
+            let get = |i| row.get::<_, i64>(i).map_err(sql_error("reading group filters"));
+            let (slice, group_id) = (get(0)?, get(1)?);
+            let Ok(i) = run.binary_search_by(|g| group_id.cmp(&g.first)) else {
+                continue;
+            };
+            let group = &mut run[i];
+            let Some(probes) = self.probes.iter().find(|(f, _)| *f == group.format) else {
+                continue;
+            };
+            if let (ValueRef::Blob(words), Some(mask)) = (
+                row.get_ref(2).map_err(sql_error("reading group filters"))?,
+                group.mask.as_mut(),
+            ) {
+                probes.1.narrow(slice, words, mask);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the block's own filters admit `required`; a block without them is admitted.
+fn block_admits(conn: &Connection, required: &Required, format: i64, first_id: i64) -> Result<bool> {
+    let columns = match (required.needs_values(), required.needs_grams()) {
+        (true, true) => "value_bloom, gram_bloom",
+        (true, false) => "value_bloom, NULL",
+        (false, _) => "NULL, gram_bloom",
+    };
+    let mut statement = conn
+        .prepare_cached(&format!("SELECT {columns} FROM block_blooms WHERE first_id = ?1"))
+        .map_err(sql_error("preparing a block filter read"))?;
+    let mut rows = statement
+        .query([first_id])
+        .map_err(sql_error("reading block filters"))?;
+    let Some(row) = rows.next().map_err(sql_error("reading block filters"))? else {
+        return Ok(true);
+    };
+    let blob = |i: usize| -> Result<Option<&[u8]>> {
+        match row.get_ref(i).map_err(sql_error("reading block filters"))? {
+            ValueRef::Blob(bytes) => Ok(Some(bytes)),
+            _ => Ok(None),
+        }
+    };
+    Ok(required.admits(format, blob(0)?, blob(1)?))
+}
+
 /// Calls `each` with the ranges that may hold events matching `required` within `time` (and
 /// not newer than `before_ns`, a cursor's time): first the events above the block mark, then
-/// each block whose summary admits `required`, by descending ids. `each` returns false to stop.
+/// each block whose filters admit `required`, by descending ids. A block in a complete group
+/// is judged by the group's bit-sliced filters, read only at the probe positions; a block not
+/// yet in one, by its own filters. `each` returns false to stop.
 fn for_each_range(
     conn: &Connection,
     required: &Required,
@@ -219,25 +368,25 @@ fn for_each_range(
     if let Some(before) = before_ns {
         w.add("min_time <= ?", [Value::Integer(before)]);
     }
-    // Block headers are small: read them all, then stream the filters alongside.
-    let mut headers: Vec<(i64, i64, i64)> = Vec::new();
+    // Block headers are small: read them all, then the filters as the walk reaches them.
+    let mut headers: Vec<(i64, i64, i64, i64)> = Vec::new();
     {
         let mut statement = conn
             .prepare_cached(&format!(
-                "SELECT first_id, last_id, max_time FROM blocks{} ORDER BY first_id DESC",
+                "SELECT first_id, last_id, max_time, format FROM blocks{} ORDER BY first_id DESC",
                 w.sql()
             ))
             .map_err(sql_error("preparing a block scan"))?;
         let rows = statement
             .query_map(params_from_iter(w.params), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .map_err(sql_error("reading blocks"))?;
         for row in rows {
             headers.push(row.map_err(sql_error("reading blocks"))?);
         }
     }
-    let Some(&(newest_first_id, _, _)) = headers.first() else {
+    let (Some(&(newest, ..)), Some(&(oldest, ..))) = (headers.first(), headers.last()) else {
         return Ok(());
     };
     let mut newest_from_here = vec![i64::MIN; headers.len()];
@@ -246,55 +395,34 @@ fn for_each_range(
         running = running.max(header.2);
         newest_from_here[i] = running;
     }
-    let range = |i: usize| Range {
-        first: headers[i].0,
-        last: headers[i].1,
-        newest_from_here: newest_from_here[i],
-    };
-    let columns = match (required.needs_values(), required.needs_grams()) {
-        (true, true) => "first_id, value_bloom, gram_bloom",
-        (true, false) => "first_id, value_bloom, NULL",
-        (false, _) => "first_id, NULL, gram_bloom",
-    };
-    let mut statement = conn
-        .prepare_cached(&format!(
-            "SELECT {columns} FROM block_blooms WHERE first_id <= ?1 ORDER BY first_id DESC"
-        ))
-        .map_err(sql_error("preparing a block filter scan"))?;
-    let mut blooms = statement
-        .query([newest_first_id])
-        .map_err(sql_error("reading block filters"))?;
-    let mut next = 0;
-    while next < headers.len() {
-        let Some(row) = blooms.next().map_err(sql_error("reading block filters"))? else {
-            break;
-        };
-        let first_id: i64 = row.get(0).map_err(sql_error("reading block filters"))?;
-        // A block without a filter row (never expected) is admitted.
-        while next < headers.len() && headers[next].0 > first_id {
-            if !each(range(next))? {
-                return Ok(());
-            }
-            next += 1;
+    let mut groups = groups_between(conn, oldest, newest)?;
+    let mut reader: Option<GroupReader<'_>> = None;
+    let mut next_group = 0;
+    for (i, &(first, last, _, format)) in headers.iter().enumerate() {
+        while groups.get(next_group).is_some_and(|g| g.first > first) {
+            next_group += 1;
         }
-        if next < headers.len() && headers[next].0 == first_id {
-            let blob = |i: usize| -> Result<Option<&[u8]>> {
-                match row.get_ref(i).map_err(sql_error("reading block filters"))? {
-                    ValueRef::Blob(bytes) => Ok(Some(bytes)),
-                    _ => Ok(None),
+        let admitted = match groups.get(next_group) {
+            Some(group) if group.last >= first => {
+                if group.mask.is_none() && group.members.is_some() {
+                    let reader = match &mut reader {
+                        Some(reader) => reader,
+                        None => reader.insert(GroupReader::new(conn, required)?),
+                    };
+                    reader.read_masks(&mut groups, next_group)?;
                 }
-            };
-            if required.admits(blob(1)?, blob(2)?) && !each(range(next))? {
-                return Ok(());
+                groups[next_group].admits(first)
             }
-            next += 1;
-        }
-    }
-    while next < headers.len() {
-        if !each(range(next))? {
+            _ => block_admits(conn, required, format, first)?,
+        };
+        let range = Range {
+            first,
+            last,
+            newest_from_here: newest_from_here[i],
+        };
+        if admitted && !each(range)? {
             return Ok(());
         }
-        next += 1;
     }
     Ok(())
 }

@@ -10,10 +10,13 @@ use kaudit_store::{
     AlertFields, BatchOutcome, EventFields, EventId, Insertion, NewAlert, NewEvent, Purged, Result,
     StoreError,
 };
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, params};
 
 use crate::SqliteConfig;
-use crate::blocks::{BLOCK_ROWS, BlockBuilder, FORMAT, SealedBlock};
+use crate::blocks::{
+    BLOCK_ROWS, BlockBuilder, FORMAT, GROUP_BLOCKS, GroupSlices, SLICES, SealedBlock, encode_members,
+};
 use crate::compression::Compression;
 use crate::read::{EVENT_COLUMNS, event_from_row};
 use crate::rollups;
@@ -166,6 +169,12 @@ fn run(mut writer: Writer, receiver: Receiver<Box<dyn Job>>, max_jobs: usize) {
 
 /// Blocks summarised per transaction when a store opens with events above its block mark.
 const REBUILD_BLOCKS_PER_COMMIT: i64 = 64;
+/// Groups of blocks built per transaction when a store opens with complete groups not built
+/// (after the migration to bit-sliced groups, or after a group write failed).
+const REBUILD_GROUPS_PER_COMMIT: usize = 4;
+/// Most groups built along with one write of blocks: one is complete at a time, the second
+/// catches up after a failed group write.
+const GROUPS_PER_WRITE: usize = 2;
 
 /// Copies committed WAL pages into the database file, off the writer thread, after commits
 /// (at most every 100 ms). A passive checkpoint never blocks the writer or readers; the writer
@@ -195,9 +204,10 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// The writer over `conn`: finds the next id and summarises the events above the block
-    /// mark into blocks (after a crash, the open block's events; after the migration to
-    /// blocks, every event), committing as it goes.
+    /// The writer over `conn`: finds the next id, groups the written blocks that form complete
+    /// groups without one (after the migration to groups, or a failed group write), and
+    /// summarises the events above the block mark into blocks (after a crash, the open block's
+    /// events; after the migration to blocks, every event), committing as it goes.
     fn open(conn: Connection, wake_checkpointer: SyncSender<()>) -> Result<Writer> {
         let fail = |e| StoreError::backend("summarising events into blocks", e);
         let (blocked_upto, next_id, max_id): (i64, i64, i64) = conn
@@ -216,6 +226,17 @@ impl Writer {
             pending: Vec::new(),
             in_flight: Vec::new(),
         };
+        loop {
+            writer.conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
+            let built = writer.group_blocks(REBUILD_GROUPS_PER_COMMIT);
+            if let Err(e) = writer.conn.execute_batch("COMMIT").map_err(fail) {
+                let _ = writer.conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+            if built < REBUILD_GROUPS_PER_COMMIT {
+                break;
+            }
+        }
         let per_round = i64::from(BLOCK_ROWS) * REBUILD_BLOCKS_PER_COMMIT;
         let mut after = blocked_upto;
         loop {
@@ -255,43 +276,44 @@ impl Writer {
         }
     }
 
-    /// Writes the pending blocks and moves the block mark (inside the caller's transaction).
-    /// They stay in `in_flight` until the transaction's outcome is known; on an error nothing
-    /// moves (the caller rolls the statements back).
+    /// Writes the pending blocks and moves the block mark (inside the caller's transaction),
+    /// then the groups they complete. The blocks stay in `in_flight` until the transaction's
+    /// outcome is known; on an error nothing moves (the caller rolls the statements back).
     fn write_pending(&mut self) -> Result<()> {
-        let fail = |e| StoreError::backend("writing block summaries", e);
         for block in &self.pending {
-            // Counted from the stored rows: events rolled back since they were added are not.
-            let rows = rollups::write(&self.conn, block.first_id, block.last_id)?;
-            self.conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO blocks (first_id, last_id, rows, min_time, max_time, format, exact)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        block.first_id,
-                        block.last_id,
-                        rows,
-                        block.min_time,
-                        block.max_time,
-                        FORMAT
-                    ])
-                })
-                .map_err(fail)?;
-            self.conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO block_blooms (first_id, value_bloom, gram_bloom) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut st| st.execute(params![block.first_id, block.value_bloom, block.gram_bloom]))
-                .map_err(fail)?;
-            self.conn
-                .prepare_cached("UPDATE block_state SET blocked_upto = MAX(blocked_upto, ?1) WHERE id = 1")
-                .and_then(|mut st| st.execute(params![block.last_id]))
-                .map_err(fail)?;
+            write_block(&self.conn, block)?;
         }
         self.in_flight.append(&mut self.pending);
+        self.group_blocks(GROUPS_PER_WRITE);
         Ok(())
+    }
+
+    /// Builds up to `most` complete groups of written blocks, oldest first, each in a savepoint
+    /// of its own (inside the caller's transaction); returns how many it built. A failure
+    /// leaves that group's blocks with their own filters, which searches read instead (they
+    /// stay complete), and stops: the next write of blocks, or the next start, tries again.
+    fn group_blocks(&mut self, most: usize) -> usize {
+        let mut built = 0;
+        while built < most {
+            if self.conn.execute_batch("SAVEPOINT grouping").is_err() {
+                break;
+            }
+            match write_next_group(&self.conn) {
+                Ok(true) => {
+                    let _ = self.conn.execute_batch("RELEASE grouping");
+                    built += 1;
+                }
+                Ok(false) => {
+                    let _ = self.conn.execute_batch("RELEASE grouping");
+                    break;
+                }
+                Err(_) => {
+                    let _ = self.conn.execute_batch("ROLLBACK TO grouping; RELEASE grouping");
+                    break;
+                }
+            }
+        }
+        built
     }
 
     /// Writes the pending blocks in a savepoint of their own: a failure leaves them pending
@@ -547,6 +569,7 @@ impl Writer {
         ] {
             self.conn.execute(sql, []).map_err(fail)?;
         }
+        delete_empty_groups(&self.conn)?;
         purged.alerts += self
             .conn
             .execute(
@@ -560,6 +583,142 @@ impl Writer {
             .map_err(fail)?;
         Ok(purged)
     }
+}
+
+/// Writes one full block: its row (with rollups counted from the stored rows, so events
+/// rolled back since they were added are not counted), its filters, and the block mark.
+pub(crate) fn write_block(conn: &Connection, block: &SealedBlock) -> Result<()> {
+    let fail = |e| StoreError::backend("writing block summaries", e);
+    let rows = rollups::write(conn, block.first_id, block.last_id)?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO blocks (first_id, last_id, rows, min_time, max_time, format, exact)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            block.first_id,
+            block.last_id,
+            rows,
+            block.min_time,
+            block.max_time,
+            FORMAT
+        ])
+    })
+    .map_err(fail)?;
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO block_blooms (first_id, value_bloom, gram_bloom) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut st| st.execute(params![block.first_id, block.value_bloom, block.gram_bloom]))
+    .map_err(fail)?;
+    conn.prepare_cached("UPDATE block_state SET blocked_upto = MAX(blocked_upto, ?1) WHERE id = 1")
+        .and_then(|mut st| st.execute(params![block.last_id]))
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// Writes the oldest complete group not yet written, if there is one (the [`GROUP_BLOCKS`]
+/// written blocks after the newest group): its slices, transposed from the blocks' own
+/// filters, and its row; then deletes those filters, which the slices now hold bit for bit.
+/// Runs inside the caller's savepoint: a group is written whole or not at all.
+fn write_next_group(conn: &Connection) -> Result<bool> {
+    let fail = |e| StoreError::backend("writing a group of block filters", e);
+    let grouped_upto: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE((SELECT last_id FROM bloom_groups ORDER BY first_id DESC LIMIT 1), 0)",
+        )
+        .and_then(|mut st| st.query_row([], |r| r.get(0)))
+        .map_err(fail)?;
+    let mut members: Vec<(i64, i64, i64)> = Vec::with_capacity(GROUP_BLOCKS);
+    {
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT first_id, last_id, format FROM blocks WHERE first_id > ?1 ORDER BY first_id LIMIT ?2",
+            )
+            .map_err(fail)?;
+        let rows = statement
+            .query_map(params![grouped_upto, GROUP_BLOCKS as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            members.push(row.map_err(fail)?);
+        }
+    }
+    let (Some(&(first_id, _, _)), Some(&(_, last_id, _))) = (members.first(), members.last()) else {
+        return Ok(false);
+    };
+    if members.len() < GROUP_BLOCKS {
+        return Ok(false);
+    }
+    // Every block holds the tokens of the oldest format among them.
+    let format = members.iter().map(|m| m.2).min().unwrap_or(FORMAT);
+    let mut slices = GroupSlices::new();
+    {
+        let mut statement = conn
+            .prepare_cached("SELECT value_bloom, gram_bloom FROM block_blooms WHERE first_id = ?1")
+            .map_err(fail)?;
+        for &(member, _, _) in &members {
+            let mut rows = statement.query([member]).map_err(fail)?;
+            match rows.next().map_err(fail)? {
+                Some(row) => {
+                    let blob = |i: usize| match row.get_ref(i) {
+                        Ok(ValueRef::Blob(bytes)) => Some(bytes),
+                        _ => None,
+                    };
+                    slices.push(blob(0), blob(1));
+                }
+                // A block without filters (never expected) admits everything.
+                None => slices.push(None, None),
+            }
+        }
+    }
+    {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO bloom_slices (slice, group_id, words) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(fail)?;
+        for (slice, words) in slices.rows() {
+            insert.execute(params![slice, first_id, words]).map_err(fail)?;
+        }
+    }
+    let first_ids: Vec<i64> = members.iter().map(|m| m.0).collect();
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO bloom_groups (first_id, last_id, format, members) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut st| st.execute(params![first_id, last_id, format, encode_members(&first_ids)]))
+    .map_err(fail)?;
+    conn.prepare_cached("DELETE FROM block_blooms WHERE first_id BETWEEN ?1 AND ?2")
+        .and_then(|mut st| st.execute(params![first_id, last_id]))
+        .map_err(fail)?;
+    Ok(true)
+}
+
+/// Deletes the groups none of whose blocks are left, with their slices. A group some of whose
+/// blocks are left keeps every slot: the bits of the deleted blocks are never read, as no block
+/// row leads to them.
+fn delete_empty_groups(conn: &Connection) -> Result<()> {
+    let fail = |e| StoreError::backend("deleting emptied block groups", e);
+    let empty: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT g.first_id FROM bloom_groups g WHERE NOT EXISTS
+                 (SELECT 1 FROM blocks b WHERE b.first_id BETWEEN g.first_id AND g.last_id)",
+        )
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(fail)?;
+    let mut delete_slice = conn
+        .prepare_cached("DELETE FROM bloom_slices WHERE slice = ?1 AND group_id = ?2")
+        .map_err(fail)?;
+    for group in empty {
+        // Slices lead the key: one lookup each.
+        for slice in 0..SLICES {
+            delete_slice.execute(params![slice, group]).map_err(fail)?;
+        }
+        conn.prepare_cached("DELETE FROM bloom_groups WHERE first_id = ?1")
+            .and_then(|mut st| st.execute([group]))
+            .map_err(fail)?;
+    }
+    Ok(())
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (
