@@ -431,3 +431,258 @@ fn grouped_counts_stay_exact_when_retention_cuts_a_block() {
         .unwrap_or_else(|e| panic!("histogram: {e}"));
     assert_eq!(minutes.iter().map(|b| b.count).sum::<u64>(), kept.len() as u64);
 }
+
+/// A loaded store and what it holds, to compare searches against.
+struct Loaded {
+    store: SqliteStore,
+    reference: Vec<kaudit_store::StoredEvent>,
+}
+
+/// `n` fixture events (times increasing) plus two with non-ASCII names, stored in batches.
+fn load(store: SqliteStore, n: usize, seed: u64) -> Loaded {
+    let (mut events, _) = kaudit_store::testsuite::fixture(n, seed);
+    let last = events.last().map_or(T0, |e| e.fields.time_ns);
+    for (i, name) in ["Straße-ÉTÉ", "straße-été"].into_iter().enumerate() {
+        let mut e = event("prod-eu", &format!("aud-{seed}-accents-{i}"), last + 1 + i as i64);
+        e.fields.name = Some(name.to_owned());
+        e.fields.request_uri = format!("/api/v1/namespaces/default/configmaps/{name}");
+        events.push(kaudit_store::testsuite::with_raw(e.fields));
+    }
+    let mut reference = Vec::new();
+    for chunk in events.chunks(45) {
+        let outcome = store
+            .insert_batch(chunk, &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        for (event, insertion) in chunk.iter().zip(outcome.events) {
+            if let kaudit_store::Insertion::New(id) = insertion {
+                reference.push(kaudit_store::StoredEvent {
+                    id,
+                    fields: event.fields.clone(),
+                });
+            }
+        }
+    }
+    assert_eq!(reference.len(), events.len());
+    Loaded { store, reference }
+}
+
+/// Searches with values, free text (some of it sparse, some absent, some non-ASCII) and user
+/// agents against the reference: every match, in order, and the counts.
+fn check_searches(loaded: &Loaded, label: &str) {
+    let s = |v: &str| Some(v.to_owned());
+    let filters = [
+        EventFilter {
+            user: Some(kaudit_store::UserMatch::Exact("bob".to_owned())),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            namespace: s("monitoring"),
+            verb: s("delete"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            name: s("secrets-3"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            text: s("SECRETS-3"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            text: s("kube-system/pods/pods-1"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            text: s("timeoutSeconds=300"),
+            response_code: Some(403),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            text: s("no-such-object"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            text: s("STRAßE-ÉTÉ"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            text: s("straße-été"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            user_agent_contains: s("CONTROLLER-manager"),
+            cluster: s("staging"),
+            ..EventFilter::default()
+        },
+    ];
+    for filter in filters {
+        let mut expected: Vec<(i64, i64)> = loaded
+            .reference
+            .iter()
+            .filter(|e| kaudit_store::testsuite::event_matches(&filter, &e.fields))
+            .map(|e| (e.fields.time_ns, e.id.0))
+            .collect();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        let expected: Vec<i64> = expected.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(
+            ids_matching(&loaded.store, &filter),
+            expected,
+            "{label}: {filter:?}"
+        );
+        let count = loaded
+            .store
+            .count_events(&filter)
+            .unwrap_or_else(|e| panic!("count: {e}"));
+        assert_eq!(count, expected.len() as u64, "{label}: count of {filter:?}");
+    }
+}
+
+/// What the store holds of its summaries: (blocks, blocks with their own filters, groups,
+/// slice rows, group formats oldest first).
+fn summaries(path: &std::path::Path) -> (i64, i64, i64, i64, Vec<i64>) {
+    let conn = Connection::open(path).unwrap_or_else(|e| panic!("open: {e}"));
+    let count = |table: &str| -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("count {table}: {e}"))
+    };
+    let formats: Vec<i64> = conn
+        .prepare("SELECT format FROM bloom_groups ORDER BY first_id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_else(|e| panic!("formats: {e}"));
+    (
+        count("blocks"),
+        count("block_blooms"),
+        count("bloom_groups"),
+        count("bloom_slices"),
+        formats,
+    )
+}
+
+/// Makes every write of group slices fail, as if the process died after writing blocks and
+/// before writing their group.
+fn fail_group_writes(path: &std::path::Path) {
+    Connection::open(path)
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TRIGGER fail_groups BEFORE INSERT ON bloom_slices
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            )
+        })
+        .unwrap_or_else(|e| panic!("trigger: {e}"));
+}
+
+fn open_at(path: &std::path::Path) -> SqliteStore {
+    SqliteStore::open(path, SqliteConfig::default()).unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+const GROUP_SLICES: i64 = crate::blocks::SLICES;
+
+#[test]
+fn blocks_written_without_their_group_are_searched_by_their_own_filters_and_grouped_at_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("kaudit.db");
+    let store = open_at(&path);
+    fail_group_writes(&path);
+    // 502 events: 13 full blocks of 37 (3 complete groups of 4, and one more block), and 21
+    // events above the mark.
+    let loaded = load(store, 500, 31);
+    assert_eq!(summaries(&path), (13, 13, 0, 0, vec![]));
+    check_searches(&loaded, "no group written");
+    let Loaded { store, reference } = loaded;
+    drop(store);
+    Connection::open(&path)
+        .and_then(|c| c.execute_batch("DROP TRIGGER fail_groups"))
+        .unwrap_or_else(|e| panic!("drop trigger: {e}"));
+    let loaded = Loaded {
+        store: open_at(&path),
+        reference,
+    };
+    assert_eq!(summaries(&path), (13, 1, 3, 3 * GROUP_SLICES, vec![2, 2, 2]));
+    check_searches(&loaded, "groups built at restart");
+    // Writing goes on: the next group is written when its fourth block is. Of the 704
+    // events, 19 blocks are full; the newest full block is written with the next commit.
+    let Loaded { store, mut reference } = loaded;
+    let more = load(store, 200, 32);
+    reference.extend(more.reference);
+    let loaded = Loaded {
+        store: more.store,
+        reference,
+    };
+    assert_eq!(summaries(&path), (18, 2, 4, 4 * GROUP_SLICES, vec![2, 2, 2, 2]));
+    check_searches(&loaded, "after more writes");
+}
+
+#[test]
+fn a_version_2_store_is_grouped_when_opened() {
+    // A store as schema version 2 left it: blocks with their own filters (trigrams only:
+    // format 1), no groups.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("kaudit.db");
+    let store = open_at(&path);
+    fail_group_writes(&path);
+    let Loaded { store, reference } = load(store, 500, 41);
+    drop(store);
+    Connection::open(&path)
+        .and_then(|c| {
+            c.execute_batch(
+                "DROP TRIGGER fail_groups;
+                 DROP TABLE bloom_slices;
+                 DROP TABLE bloom_groups;
+                 DELETE FROM schema_migrations WHERE version = 3;
+                 UPDATE blocks SET format = 1;",
+            )
+        })
+        .unwrap_or_else(|e| panic!("back to version 2: {e}"));
+    let loaded = Loaded {
+        store: open_at(&path),
+        reference,
+    };
+    assert_eq!(loaded.store.schema_version().ok(), Some(3));
+    assert_eq!(summaries(&path), (13, 1, 3, 3 * GROUP_SLICES, vec![1, 1, 1]));
+    check_searches(&loaded, "upgraded");
+    // New blocks are of format 2; the group joining the last old block to them is searched
+    // as format 1.
+    let Loaded { store, mut reference } = loaded;
+    let more = load(store, 300, 42);
+    reference.extend(more.reference);
+    let loaded = Loaded {
+        store: more.store,
+        reference,
+    };
+    assert_eq!(summaries(&path).4, vec![1, 1, 1, 1, 2]);
+    check_searches(&loaded, "upgraded, then written");
+}
+
+#[test]
+fn retention_deletes_the_groups_it_empties_and_keeps_a_group_it_cuts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("kaudit.db");
+    let Loaded { store, reference } = load(open_at(&path), 500, 51);
+    store.flush_blocks().unwrap_or_else(|e| panic!("flush: {e}"));
+    // 14 blocks: groups of blocks 1-4, 5-8, 9-12 (first ids 1, 149, 297), two blocks apart.
+    assert_eq!(summaries(&path), (14, 2, 3, 3 * GROUP_SLICES, vec![2, 2, 2]));
+    // Blocks 1 to 5 hold the events before the 186th; the cutoff falls inside block 6.
+    let cutoff = reference[200].fields.time_ns;
+    store
+        .purge_before(cutoff, 17)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    let kept: Vec<_> = reference
+        .into_iter()
+        .filter(|e| e.fields.time_ns >= cutoff)
+        .collect();
+    let (blocks, own_filters, groups, slices, _) = summaries(&path);
+    assert_eq!((own_filters, groups, slices), (2, 2, 2 * GROUP_SLICES));
+    assert!(blocks == 9 || blocks == 10, "{blocks} blocks left");
+    let conn = Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+    let first_group: i64 = conn
+        .query_row("SELECT MIN(first_id) FROM bloom_groups", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("groups: {e}"));
+    assert_eq!(first_group, 149, "the group of blocks 5-8 stays, cut");
+    check_searches(
+        &Loaded {
+            store,
+            reference: kept,
+        },
+        "after retention",
+    );
+}
