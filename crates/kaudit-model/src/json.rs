@@ -211,6 +211,32 @@ pub fn is_json_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r')
 }
 
+/// An object key, borrowed from the input unless it has escapes. (`Cow<str>` itself always
+/// deserializes to an owned string: one allocation per key of every object looked into.)
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        de.deserialize_str(KeyVisitor)
+    }
+}
+
 struct FindMember<'k> {
     key: &'k str,
 }
@@ -232,7 +258,7 @@ impl<'de> Visitor<'de> for FindMember<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key::<Key<'de>>()?.map(|k| k.0) {
             if found.is_none() && key == self.key {
                 found = Some(map.next_value::<&'de RawValue>()?);
             } else {
@@ -299,7 +325,7 @@ impl<'de> Visitor<'de> for CollectMembers {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key::<Key<'de>>()?.map(|k| k.0) {
             let value = map.next_value::<&'de RawValue>()?;
             out.push((key, value.get()));
         }
