@@ -13,7 +13,9 @@ mod cmd;
 /// mimalloc rather than the system allocator: the intake allocates and frees a batch's worth of
 /// rows and buffers per request on several threads at once, and the request bodies (hundreds of
 /// KiB) would otherwise be fresh zeroed pages from the kernel each time (glibc maps and unmaps
-/// blocks that large). Measured in docs/benchmarks.md.
+/// blocks that large). The `override` feature also routes C's `malloc` to it, so SQLite's page
+/// cache and zstd's buffers stop growing and trimming glibc's per-thread heaps (`mprotect` and
+/// page faults on the writer thread). Measured in docs/benchmarks.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
