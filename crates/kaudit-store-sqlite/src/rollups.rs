@@ -9,6 +9,7 @@
 //! are counted from their rows instead.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use kaudit_store::{EventGroupField, Result, StoreError};
 use rusqlite::types::{Value, ValueRef};
@@ -140,12 +141,14 @@ pub(crate) fn write(conn: &Connection, first: i64, last: i64) -> Result<i64> {
     Ok(rows_counted)
 }
 
-/// Counts of the values of one dimension, keyed without allocating for values already seen.
+/// Counts of the values of one dimension, keyed by the stored bytes, so that a value already
+/// seen costs one lookup and no allocation. A block holds at most [`crate::blocks::BLOCK_ROWS`]
+/// events, which bounds what colliding values could cost the fast hash.
 #[derive(Default)]
 struct Tally {
     nulls: u64,
-    integers: HashMap<i64, u64>,
-    texts: HashMap<String, u64>,
+    integers: HashMap<i64, u64, BuildHasherDefault<FastHasher>>,
+    texts: HashMap<Vec<u8>, u64, BuildHasherDefault<FastHasher>>,
 }
 
 impl Tally {
@@ -153,16 +156,13 @@ impl Tally {
         match value {
             ValueRef::Null => self.nulls += 1,
             ValueRef::Integer(i) => *self.integers.entry(i).or_default() += 1,
-            ValueRef::Real(f) => *self.texts.entry(f.to_string()).or_default() += 1,
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
-                let text = String::from_utf8_lossy(bytes);
-                match self.texts.get_mut(text.as_ref()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        self.texts.insert(text.into_owned(), 1);
-                    }
+            ValueRef::Real(f) => *self.texts.entry(f.to_string().into_bytes()).or_default() += 1,
+            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => match self.texts.get_mut(bytes) {
+                Some(n) => *n += 1,
+                None => {
+                    self.texts.insert(bytes.to_vec(), 1);
                 }
-            }
+            },
         }
     }
 
@@ -172,15 +172,71 @@ impl Tally {
             keys.insert(Key::Null, self.nulls);
         }
         keys.extend(self.integers.into_iter().map(|(i, n)| (Key::Integer(i), n)));
-        keys.extend(self.texts.into_iter().map(|(t, n)| (Key::Text(t), n)));
+        keys.extend(self.texts.into_iter().map(|(t, n)| {
+            let text =
+                String::from_utf8(t).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            (Key::Text(text), n)
+        }));
         keys
+    }
+}
+
+/// A multiply-rotate hash (as in rustc's `FxHasher`) for the tallies: the default SipHash was
+/// a tenth of the rollup's cost, and tallies need no protection beyond their size bound.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.mix(value);
+    }
+
+    fn write_i64(&mut self, value: i64) {
+        self.mix(value as u64);
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.mix(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
 /// Encoding of one rollup: entries of a tag byte (0 NULL, 1 integer, 2 text), the value
 /// (i64 little-endian, or u32 length and UTF-8 bytes) and a u64 count.
 fn encode(counts: HashMap<Key, u64>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(counts.len() * 24);
+    let size = counts
+        .keys()
+        .map(|key| match key {
+            Key::Null => 9,
+            Key::Integer(_) => 17,
+            Key::Text(t) => 13 + t.len(),
+        })
+        .sum();
+    let mut out = Vec::with_capacity(size);
     for (key, count) in counts {
         match key {
             Key::Null => out.push(0),
