@@ -198,7 +198,11 @@ fn open_connection(path: &Path, config: &SqliteConfig) -> Result<Connection> {
 
 impl EventWriter for SqliteStore {
     fn insert_batch(&self, events: &[NewEvent], alerts: &[NewAlert]) -> Result<BatchOutcome> {
-        if let Some(dictionary) = self.compression.sample(events) {
+        self.insert_batch_owned(events.to_vec(), alerts)
+    }
+
+    fn insert_batch_owned(&self, events: Vec<NewEvent>, alerts: &[NewAlert]) -> Result<BatchOutcome> {
+        if let Some(dictionary) = self.compression.sample(&events) {
             let stored = dictionary.clone();
             let now_ns = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -757,7 +757,7 @@ struct EncodedAlert {
 /// Checks a batch and prepares it for the writer thread: alert positions in range, raw events
 /// compressed, dedupe keys computed.
 pub(crate) fn encode_batch(
-    events: &[NewEvent],
+    events: Vec<NewEvent>,
     alerts: &[NewAlert],
     compression: &Compression,
 ) -> Result<EncodedBatch> {
@@ -773,15 +773,15 @@ pub(crate) fn encode_batch(
             });
         }
     }
-    let (dict_id, frames) = compression.compress(events)?;
+    let (dict_id, frames) = compression.compress(&events)?;
     let encoded_events = events
-        .iter()
+        .into_iter()
         .zip(frames)
         .map(|(event, raw_zstd)| EncodedEvent {
             dedupe: dedupe_integer(&event.fields),
             groups_json: json_string_array(&event.fields.groups),
             raw_zstd,
-            fields: event.fields.clone(),
+            fields: event.fields,
         })
         .collect();
     let encoded_alerts = alerts
@@ -799,9 +799,6 @@ pub(crate) fn encode_batch(
     })
 }
 
-/// The first 64 bits of the dedupe key. Unique together with the event time, which the key
-/// also covers (through the digest), so a collision needs two different events in the same
-/// nanosecond with equal 64-bit hashes.
 fn dedupe_integer(fields: &EventFields) -> i64 {
     let key = fields.dedupe_key();
     let mut first = [0u8; 8];

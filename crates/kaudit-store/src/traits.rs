@@ -22,6 +22,12 @@ pub trait EventWriter: Send + Sync {
     /// Errors: [`crate::StoreError::InvalidBatch`] when an alert's `event_index` is out of
     /// range (nothing stored); any other error also means nothing of the batch was stored.
     fn insert_batch(&self, events: &[NewEvent], alerts: &[NewAlert]) -> Result<BatchOutcome>;
+
+    /// [`EventWriter::insert_batch`] for a caller that has no further use for the rows: a
+    /// backend that hands them to another thread moves them instead of copying every string.
+    fn insert_batch_owned(&self, events: Vec<NewEvent>, alerts: &[NewAlert]) -> Result<BatchOutcome> {
+        self.insert_batch(&events, alerts)
+    }
 }
 
 /// Activity-audit search over stored events.

@@ -45,10 +45,11 @@ async fn receive(
     let intake_for_batch = intake.clone();
     let (prepared, outcome) = tokio::task::spawn_blocking(move || {
         let decoded = decode(encoding, raw, limits.max_decompressed_bytes)?;
-        let prepared = prepare(&decoded, &intake_for_batch, &detector, crate::admin::now_ns())
+        let mut prepared = prepare(&decoded, &intake_for_batch, &detector, crate::admin::now_ns())
             .map_err(|e| ApiError::BadRequest(e.0))?;
         drop(decoded);
-        let outcome = store.insert_batch(&prepared.events, &prepared.alerts)?;
+        let events = std::mem::take(&mut prepared.events);
+        let outcome = store.insert_batch_owned(events, &prepared.alerts)?;
         Ok::<_, ApiError>((prepared, outcome))
     })
     .await??;
