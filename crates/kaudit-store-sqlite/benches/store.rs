@@ -29,9 +29,11 @@ fn main() {
         run_sql(&path, &args.text("sql", "SELECT 1"));
         return;
     }
+    let defaults = SqliteConfig::default();
     let config = SqliteConfig {
         durability,
-        ..SqliteConfig::default()
+        cache_kib: u32::try_from(args.number("cache_kib", u64::from(defaults.cache_kib))).unwrap_or(defaults.cache_kib),
+        ..defaults
     };
     let store = match SqliteStore::open(&path, config) {
         Ok(store) => store,
