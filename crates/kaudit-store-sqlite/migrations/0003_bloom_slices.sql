@@ -9,9 +9,11 @@
 -- rows are deleted in the same savepoint: the slices hold exactly the same bits. Blocks not yet
 -- in a complete group keep their own filters.
 --
--- Slices are keyed by slice number first: a search reads the same few slice numbers of every
--- group, which are then neighbours in the table (a few pages per probe position for all groups,
--- read in order) instead of one page per position per group.
+-- Slices are keyed by group first, so that writing a group appends its rows at the end of the
+-- table. Keyed by slice number first, a search would read fewer pages (the words of one
+-- position for all groups are neighbours), but each group written would insert into 2048
+-- places of a table that grows with the store: 60-150 ms of the writer per group (one per
+-- 65,536 events) at a million events and more beyond, against under 10 ms appended.
 --
 -- Blocks written from this version on have filter format 2 (`blocks.format`): the gram filter
 -- also holds the 4-grams of the texts, which tell apart the blocks that hold all the trigrams of
@@ -29,12 +31,12 @@ CREATE TABLE bloom_groups (
     format   INTEGER NOT NULL,
     members  BLOB    NOT NULL
 );
--- `slice`: which filter and which positions (0-1023: the value filter's positions 64 at a
--- time; 1024-2047: the gram filter's). `group_id`: the group's first_id. `words`: one
+-- `group_id`: the group's first_id. `slice`: which filter and which positions (0-1023: the
+-- value filter's positions 64 at a time; 1024-2047: the gram filter's). `words`: one
 -- little-endian u64 per position.
 CREATE TABLE bloom_slices (
-    slice    INTEGER NOT NULL,
     group_id INTEGER NOT NULL,
+    slice    INTEGER NOT NULL,
     words    BLOB    NOT NULL,
-    PRIMARY KEY (slice, group_id)
+    PRIMARY KEY (group_id, slice)
 ) WITHOUT ROWID;

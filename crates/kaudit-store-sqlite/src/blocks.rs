@@ -1,25 +1,44 @@
 //! Block summaries: the value and free-text index of the `events` table.
 //!
 //! Events get increasing ids in insertion order. Every [`BLOCK_ROWS`] consecutive ids form a
-//! block, summarised by one row of `blocks` (its id range and time range) and one of
-//! `block_blooms`: two Bloom filters over what its events contain.
+//! block, summarised by one row of `blocks` (its id range and time range) and two Bloom
+//! filters over what its events contain:
 //!
 //! * The value filter holds a token per searchable exact value (`user=alice`, `verb=get`, the
 //!   user-name prefixes ending at each `:`, each group, ...) and per pair of the common
 //!   low-cardinality values (`namespace=x` with `verb=delete`), so that a conjunction of common
 //!   values that rarely meet is still answered by few blocks.
-//! * The gram filter holds the byte trigrams of the ASCII-lowercased requestURI, object name
-//!   (free text) and user agent (its own salt).
+//! * The gram filter holds the byte trigrams and 4-grams of the ASCII-lowercased requestURI,
+//!   object name (free text) and user agent (its own salts). The 4-grams (format 2) refuse
+//!   the blocks that hold every trigram of a text without the text, which for random names
+//!   (hexadecimal suffixes) were most of the blocks a search checked.
 //!
 //! A search turns its filter into the tokens every matching event's block must contain
 //! ([`Required`]) and reads only the blocks whose filters admit them all; the rows of an
 //! admitted block are then checked exactly by SQL. A Bloom filter never denies a token it
 //! holds, so no match is ever missed; a false positive only costs a block read.
 //!
+//! # Groups
+//!
+//! A block's filters are first stored whole (`block_blooms`). Once [`GROUP_BLOCKS`]
+//! consecutive blocks are written, the writer stores their filters transposed
+//! ([`GroupSlices`]): per filter bit position one 64-bit word, bit `j` of which is that bit
+//! in the group's `j`-th block, in slices of 64 positions (`bloom_slices`), and deletes the
+//! blocks' own filter rows. A search reads, for each group, only the slices holding its probe
+//! positions and ANDs their words ([`GroupProbes`]): a few hundred bytes per group per probe
+//! instead of 16 KiB per block. The bits are those of the blocks' own filters, so a group
+//! admits exactly the blocks their filters admit.
+//!
+//! Keeping the blocks' own filters as well would double their 16 bytes per event for
+//! nothing: the slices hold the same bits, and a block is read through one or the other.
+//! Retention that deletes some of a group's blocks leaves the group as it is (no block row
+//! leads to the deleted slots any more), and deletes it with its last block.
+//!
 //! Why not per-value indexes: each one is a B-tree insert per event in a key order that
 //! differs from insertion order, and an FTS5 trigram index is dozens of postings per event.
 //! Filling a block costs a few hundred bit sets per event in memory and one row per thousand
-//! events on disk, which keeps the single writer thread fast.
+//! events on disk, and a group a transposition per 65,536 events, which keeps the single
+//! writer thread fast.
 //!
 //! The hashes and the filter layout are part of the file format ([`FORMAT`]): they are our
 //! own, fixed functions, never a hasher whose output may change between builds.
@@ -49,6 +68,7 @@ pub(crate) const GROUP_BLOCKS: usize = 4;
 /// (512 bytes), small enough to stay inside its B-tree page.
 const SLICE_POSITIONS: usize = 64;
 /// Slices per group: those of the value filter, then those of the gram filter.
+#[cfg(test)]
 pub(crate) const SLICES: i64 = (((1 << VALUE_BITS_LOG2) + (1 << GRAM_BITS_LOG2)) / SLICE_POSITIONS) as i64;
 
 /// Value filter: 2^16 bits (8 KiB), 4 probes per token.

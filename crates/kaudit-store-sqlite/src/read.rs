@@ -2,8 +2,9 @@
 //!
 //! Filters become a `WHERE` clause with anonymous `?` parameters, in text order. Newest-first
 //! listings order by `(time_ns, id)` descending and continue after a cursor with a row-value
-//! comparison, which SQLite answers from the `(field, time_ns)` and `(time_ns)` indexes (their
-//! entries end with the rowid, so the order needs no sort).
+//! comparison. A filter without values that blocks can be skipped for walks the time-led
+//! dedupe index; any other reads the blocks its filters admit ([`crate::blocks`]), newest
+//! first, each by its id range, and stops once no older block can hold a newer match.
 
 use kaudit_model::{Level, Priority, Stage};
 use kaudit_store::{
@@ -248,10 +249,8 @@ fn groups_between(conn: &Connection, low: i64, high: i64) -> Result<Vec<Group>> 
 }
 
 /// Reads the masks of groups for one search: the slices at its probe positions, for runs of
-/// groups newest first. Slices lead their key with the slice number, so a run's words of one
-/// slice number are neighbours: one range read per slice number. Runs double in length, so
-/// that a search that stops early reads little and one that reads every group needs few
-/// reads.
+/// groups newest first, one statement per run. Runs double in length, so that a search that
+/// stops early reads little and one that reads every group runs few statements.
 struct GroupReader<'c> {
     /// The probe positions for groups of each known filter format.
     probes: Vec<(i64, GroupProbes)>,
@@ -268,9 +267,11 @@ impl<'c> GroupReader<'c> {
         numbers.sort_unstable();
         numbers.dedup();
         let list: Vec<String> = numbers.iter().map(i64::to_string).collect();
+        // Each group of the run, then each of its slices by key (CROSS JOIN keeps that order).
         let sql = format!(
-            "SELECT slice, group_id, words FROM bloom_slices
-             WHERE slice IN ({}) AND group_id BETWEEN ?1 AND ?2",
+            "SELECT s.slice, s.group_id, s.words FROM bloom_groups g CROSS JOIN bloom_slices s
+             ON s.group_id = g.first_id AND s.slice IN ({})
+             WHERE g.first_id BETWEEN ?1 AND ?2",
             list.join(", ")
         );
         // Not cached: the slice numbers differ per search.

@@ -15,7 +15,7 @@ use rusqlite::{Connection, params};
 
 use crate::SqliteConfig;
 use crate::blocks::{
-    BLOCK_ROWS, BlockBuilder, FORMAT, GROUP_BLOCKS, GroupSlices, SLICES, SealedBlock, encode_members,
+    BLOCK_ROWS, BlockBuilder, FORMAT, GROUP_BLOCKS, GroupSlices, SealedBlock, encode_members,
 };
 use crate::compression::Compression;
 use crate::read::{EVENT_COLUMNS, event_from_row};
@@ -675,11 +675,11 @@ fn write_next_group(conn: &Connection) -> Result<bool> {
     {
         let mut insert = conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO bloom_slices (slice, group_id, words) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO bloom_slices (group_id, slice, words) VALUES (?1, ?2, ?3)",
             )
             .map_err(fail)?;
         for (slice, words) in slices.rows() {
-            insert.execute(params![slice, first_id, words]).map_err(fail)?;
+            insert.execute(params![first_id, slice, words]).map_err(fail)?;
         }
     }
     let first_ids: Vec<i64> = members.iter().map(|m| m.0).collect();
@@ -699,24 +699,13 @@ fn write_next_group(conn: &Connection) -> Result<bool> {
 /// row leads to them.
 fn delete_empty_groups(conn: &Connection) -> Result<()> {
     let fail = |e| StoreError::backend("deleting emptied block groups", e);
-    let empty: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT g.first_id FROM bloom_groups g WHERE NOT EXISTS
-                 (SELECT 1 FROM blocks b WHERE b.first_id BETWEEN g.first_id AND g.last_id)",
-        )
-        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-        .map_err(fail)?;
-    let mut delete_slice = conn
-        .prepare_cached("DELETE FROM bloom_slices WHERE slice = ?1 AND group_id = ?2")
-        .map_err(fail)?;
-    for group in empty {
-        // Slices lead the key: one lookup each.
-        for slice in 0..SLICES {
-            delete_slice.execute(params![slice, group]).map_err(fail)?;
-        }
-        conn.prepare_cached("DELETE FROM bloom_groups WHERE first_id = ?1")
-            .and_then(|mut st| st.execute([group]))
-            .map_err(fail)?;
+    for sql in [
+        "DELETE FROM bloom_slices WHERE group_id IN (SELECT g.first_id FROM bloom_groups g
+             WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.first_id BETWEEN g.first_id AND g.last_id))",
+        "DELETE FROM bloom_groups WHERE NOT EXISTS (SELECT 1 FROM blocks b
+             WHERE b.first_id BETWEEN bloom_groups.first_id AND bloom_groups.last_id)",
+    ] {
+        conn.execute(sql, []).map_err(fail)?;
     }
     Ok(())
 }
