@@ -86,7 +86,7 @@ pub struct SqliteConfig {
     pub durability: Durability,
     /// Reader connections kept open (more are opened under load and closed after use).
     pub readers: usize,
-    /// Page cache per connection, in KiB.
+    /// Page cache per reader connection, in KiB (the writer keeps a small one of its own).
     pub cache_kib: u32,
     /// zstd level for raw events (1 is fast; higher is smaller and slower).
     pub zstd_level: i32,
@@ -118,6 +118,9 @@ pub struct SqliteStore {
     compression: compression::Compression,
 }
 
+/// Page cache of the writer connection, KiB (readers use [`SqliteConfig::cache_kib`]).
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, applies pending migrations in one
     /// transaction, and starts the writer thread.
@@ -125,8 +128,13 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = open_connection(&path, &config)?;
         migrations::migrate(&mut conn, MIGRATIONS)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 50000")
-            .map_err(|e| StoreError::backend("configuring the writer connection", e))?;
+        // The writer appends: it touches the right edge of each B-tree and the pages it just
+        // wrote, so a small page cache serves it. A large one costs it on every commit, when
+        // SQLite walks the cache to drop pages past the end of the database.
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = 50000; PRAGMA cache_size = -{WRITER_CACHE_KIB}"
+        ))
+        .map_err(|e| StoreError::backend("configuring the writer connection", e))?;
         let compression = compression::Compression::load(&conn, config.zstd_level)?;
         let checkpoint_conn = open_connection(&path, &config)?;
         let writer = writer::WriterHandle::start(conn, checkpoint_conn, &config)?;
