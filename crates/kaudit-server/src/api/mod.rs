@@ -143,7 +143,8 @@ pub fn page_request(cursor: Option<&str>, limit: Option<u32>) -> Result<kaudit_s
     })
 }
 
-/// The width of histogram buckets: asked for, or about 60 buckets over the range, or an
+/// The width of histogram buckets: asked for, or about 60 buckets over the range (whole
+/// minutes above one minute), or an
 /// hour; never so narrow that the range holds more than 2000 buckets.
 pub fn histogram_width(
     asked_seconds: Option<u64>,
@@ -164,13 +165,44 @@ pub fn histogram_width(
         Some(w) => w,
         None => span_seconds.map_or(3600, |s| s.div_ceil(60).max(1)),
     };
-    Ok(match span_seconds {
+    let width = match span_seconds {
         Some(span) => width.max(span.div_ceil(2000)),
         None => width,
+    };
+    // A width of its own choosing above a minute is a whole number of minutes, which the
+    // stores answer from per-minute counts instead of reading every event.
+    Ok(if asked_seconds.is_none() && width > 60 {
+        width.div_ceil(60) * 60
+    } else {
+        width
     })
 }
 
 /// A group limit: default 10, at most 1000.
 pub fn group_limit(limit: Option<u32>) -> u32 {
     limit.unwrap_or(10).clamp(1, 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::histogram_width;
+
+    const HOUR_NS: i64 = 3_600_000_000_000;
+
+    #[test]
+    fn histogram_widths_chosen_by_the_server_are_whole_minutes() {
+        // About 60 buckets over the range, rounded up to whole minutes.
+        assert_eq!(
+            histogram_width(None, Some(0), Some(3 * HOUR_NS + 17 * 60_000_000_000)).unwrap(),
+            240
+        );
+        assert_eq!(histogram_width(None, Some(0), Some(24 * HOUR_NS)).unwrap(), 1440);
+        // Short ranges keep their sub-minute buckets.
+        assert_eq!(histogram_width(None, Some(0), Some(HOUR_NS / 4)).unwrap(), 15);
+        // Asked widths are kept, unless the range would hold more than 2000 buckets.
+        assert_eq!(histogram_width(Some(7), Some(0), Some(HOUR_NS)).unwrap(), 7);
+        assert_eq!(histogram_width(Some(1), Some(0), Some(24 * HOUR_NS)).unwrap(), 44);
+        assert_eq!(histogram_width(None, None, None).unwrap(), 3600);
+        assert!(histogram_width(Some(0), None, None).is_err());
+    }
 }
