@@ -144,8 +144,8 @@ pub fn page_request(cursor: Option<&str>, limit: Option<u32>) -> Result<kaudit_s
 }
 
 /// The width of histogram buckets: asked for, or about 60 buckets over the range (whole
-/// minutes above one minute), or an
-/// hour; never so narrow that the range holds more than 2000 buckets.
+/// minutes above one minute), or an hour; never so narrow that the range holds more than
+/// 2000 buckets.
 pub fn histogram_width(
     asked_seconds: Option<u64>,
     from_ns: Option<i64>,
