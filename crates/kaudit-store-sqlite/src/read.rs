@@ -66,17 +66,23 @@ impl Where {
     }
 }
 
-/// The condition that `column` contains `text`, ASCII case-insensitively, with its parameter.
+/// `%text%` for LIKE, with `\` escaping LIKE's wildcards.
 ///
-/// `instr(lower(column), text)`: SQLite's `lower` folds ASCII letters only, which is the
-/// filter's definition of case-insensitive, and `instr` is a plain substring search. It checks
-/// a row several times faster than `LIKE '%text%'`, which matches character by character with
-/// case folding, and the row checks of admitted blocks are most of a free-text search's time.
-fn contains(column: &str, text: &str) -> (String, Value) {
-    (
-        format!("instr(lower({column}), ?) > 0"),
-        Value::Text(text.to_ascii_lowercase()),
-    )
+/// LIKE folds ASCII letters only, which is the filter's definition of case-insensitive. It is
+/// also the cheapest check per row found: `instr(lower(column), text)` took half as long
+/// again (`lower` copies every value), and the row checks of admitted blocks are most of a
+/// free-text search's time.
+fn like_contains(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn event_where(filter: &EventFilter) -> Where {
@@ -115,17 +121,21 @@ fn event_where(filter: &EventFilter) -> Where {
     w.equals("e.name", &filter.name);
     w.equals("e.source_ip", &filter.source_ip);
     if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
-        let (condition, param) = contains("e.user_agent", agent);
-        w.add(condition, [param]);
+        w.add(
+            "e.user_agent LIKE ? ESCAPE '\\'",
+            [Value::Text(like_contains(agent))],
+        );
     }
     if let Some(code) = filter.response_code {
         w.add("e.response_code = ?", [Value::Integer(i64::from(code))]);
     }
     w.equals("e.decision", &filter.decision);
     if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
-        let (in_uri, uri_param) = contains("e.request_uri", text);
-        let (in_name, name_param) = contains("e.name", text);
-        w.add(format!("({in_uri} OR {in_name})"), [uri_param, name_param]);
+        let pattern = like_contains(text);
+        w.add(
+            "(e.request_uri LIKE ? ESCAPE '\\' OR e.name LIKE ? ESCAPE '\\')",
+            [Value::Text(pattern.clone()), Value::Text(pattern)],
+        );
     }
     w
 }
