@@ -27,6 +27,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "value_indexes",
         sql: include_str!("../migrations/0002_value_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "event_counts",
+        sql: include_str!("../migrations/0003_event_counts.sql"),
+    },
 ];
 
 /// Advisory lock key serializing migrations of concurrent kaudit processes ("kaudit" in ASCII).

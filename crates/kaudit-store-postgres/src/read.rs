@@ -3,7 +3,9 @@
 //! Filters become a `WHERE` clause with typed, numbered parameters. Newest-first listings order
 //! by `(time_ns, id)` descending, continue after a cursor with a row comparison, and are
 //! searched in time windows from the newest end ([`newest_first`]); filters on indexes that keep
-//! no time order are walked while common and indexed once rare ([`Unordered`]).
+//! no time order are walked while common and indexed once rare ([`Unordered`]). Counts, grouped
+//! counts and histograms whose filter is a time range and at most a cluster add up the stored
+//! event counts instead (`counts.rs`).
 
 use kaudit_model::{Level, Priority, Stage};
 use kaudit_store::{
@@ -14,12 +16,14 @@ use kaudit_store::{
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
 
+use crate::counts;
+
 /// A query parameter with its PostgreSQL type, so that queries go out in one round trip
 /// (`query_typed`: no separate prepare and close) and are planned for their values.
 type Param = (Box<dyn ToSql + Sync>, Type);
 
 /// Values with a fixed PostgreSQL parameter type.
-trait Typed: ToSql + Sync + 'static {
+pub(crate) trait Typed: ToSql + Sync + 'static {
     const TYPE: Type;
 }
 
@@ -45,14 +49,14 @@ impl Typed for Vec<String> {
 
 /// A `WHERE` clause under construction.
 #[derive(Default)]
-struct Where {
+pub(crate) struct Where {
     conditions: Vec<String>,
     params: Vec<Param>,
 }
 
 impl Where {
     /// Adds a parameter and returns its `$n` marker for the SQL text.
-    fn param<T: Typed>(&mut self, value: T) -> String {
+    pub(crate) fn param<T: Typed>(&mut self, value: T) -> String {
         self.params.push((Box::new(value), T::TYPE));
         format!("${}", self.params.len())
     }
@@ -91,7 +95,7 @@ impl Where {
         }
     }
 
-    fn refs(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+    pub(crate) fn refs(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
         self.params
             .iter()
             .map(|(value, ty)| (value.as_ref(), ty.clone()))
@@ -303,7 +307,7 @@ const EVENT_COLUMNS: &str =
 const ALERT_COLUMNS: &str = "a.id, a.event_id, a.time_ns, a.rule, a.priority, a.output, a.output_fields_json,
     a.tags::text, a.policy, a.cluster, a.namespace, a.username, a.source";
 
-fn sql_error(context: &'static str) -> impl Fn(postgres::Error) -> StoreError {
+pub(crate) fn sql_error(context: &'static str) -> impl Fn(postgres::Error) -> StoreError {
     move |e| StoreError::backend(context, e)
 }
 
@@ -587,6 +591,9 @@ fn count(client: &mut Client, sql: &str, w: &Where) -> Result<u64> {
 }
 
 pub(crate) fn count_events(client: &mut Client, filter: &EventFilter) -> Result<u64> {
+    if counts::answers(filter) {
+        return counts::count_events(client, filter);
+    }
     let w = indexed_event_where(client, filter)?;
     count(client, &format!("SELECT COUNT(*) FROM events e{}", w.sql()), &w)
 }
@@ -603,6 +610,9 @@ fn count_upto(client: &mut Client, from_where: &str, w: &Where, limit: u64) -> R
 }
 
 pub(crate) fn count_events_upto(client: &mut Client, filter: &EventFilter, limit: u64) -> Result<u64> {
+    if counts::answers(filter) {
+        return Ok(counts::count_events(client, filter)?.min(limit));
+    }
     let w = indexed_event_where(client, filter)?;
     count_upto(client, &format!("FROM events e{}", w.sql()), &w, limit)
 }
@@ -646,6 +656,9 @@ pub(crate) fn group_events(
     field: EventGroupField,
     limit: u32,
 ) -> Result<Vec<GroupCount>> {
+    if counts::answers(filter) {
+        return counts::group_events(client, filter, field, limit);
+    }
     let (column, order) = match field {
         EventGroupField::User => ("e.username", "k"),
         EventGroupField::Verb => ("e.verb", "k"),
@@ -697,6 +710,11 @@ pub(crate) fn histogram_events(
     bucket_ns: i64,
 ) -> Result<Vec<HistogramBucket>> {
     let bucket_ns = HistogramBucket::check_width(bucket_ns)?;
+    if counts::answers(filter)
+        && let Some(buckets) = counts::histogram_events(client, filter, bucket_ns)?
+    {
+        return Ok(buckets);
+    }
     let w = indexed_event_where(client, filter)?;
     let sql = format!(
         "SELECT {} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",

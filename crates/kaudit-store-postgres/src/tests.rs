@@ -6,7 +6,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kaudit_store::testsuite::{self, Harness, T0};
-use kaudit_store::{EventFilter, EventQuery, EventWriter, PageRequest, Store, TimeRange, UserMatch};
+use kaudit_store::{
+    EventFilter, EventQuery, EventWriter, Migrator, PageRequest, Retention, Store, TimeRange, UserMatch,
+};
 use postgres::{Client, NoTls};
 
 use crate::migrations::{self, Migration};
@@ -368,5 +370,432 @@ fn searches_over_many_time_windows_miss_nothing() {
                 "{name}, pages of {limit}"
             );
         }
+    }
+}
+
+/// A small deterministic generator for the event-count tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // SplitMix64.
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize].clone()
+    }
+}
+
+const MINUTE: i64 = 60_000_000_000;
+
+/// Events over three days around `T0` (bursts sharing minutes and times, buckets of every level,
+/// a few before 1970), three clusters, absent fields, and one user agent far longer than a
+/// btree entry can hold uncompressed.
+fn count_fixture(n: usize, seed: u64) -> Vec<kaudit_store::NewEvent> {
+    let mut rng = Rng(seed);
+    let long_agent = format!("agent/{}", "0123456789abcdef".repeat(600));
+    let mut events = Vec::with_capacity(n);
+    let mut time = T0 - 36 * 60 * MINUTE;
+    for i in 0..n {
+        time += match rng.below(10) {
+            0 => 0,
+            1..=6 => rng.below(3 * MINUTE as u64) as i64,
+            7 | 8 => rng.below(40 * MINUTE as u64) as i64,
+            _ => rng.below(5 * 60 * MINUTE as u64) as i64,
+        };
+        let at = if i % 97 == 0 {
+            -(rng.below(3 * 60 * MINUTE as u64) as i64)
+        } else {
+            time
+        };
+        let cluster = rng.pick(&["a", "a", "b", "c"]);
+        let mut e = testsuite::event(cluster, &format!("cnt-{seed}-{i}"), at);
+        let f = &mut e.fields;
+        f.username = format!("user-{}", rng.below(12));
+        f.verb = rng.pick(&["get", "list", "watch", "create", "delete"]).to_owned();
+        f.resource = rng
+            .pick(&[Some("pods"), Some("secrets"), None])
+            .map(str::to_owned);
+        f.namespace = rng
+            .pick(&[Some("default"), Some("prod"), Some(""), None])
+            .map(str::to_owned);
+        f.source_ip = rng
+            .pick(&[Some("10.0.0.1"), Some("10.0.0.2"), None])
+            .map(str::to_owned);
+        f.response_code = rng.pick(&[Some(200), Some(201), Some(403), Some(404), None]);
+        f.decision = rng
+            .pick(&[Some("allow"), Some("forbid"), None])
+            .map(str::to_owned);
+        f.user_agent = match rng.below(6) {
+            0 => None,
+            1 => Some(long_agent.clone()),
+            k => Some(format!("kubectl/1.{k}")),
+        };
+        events.push(testsuite::with_raw(e.fields));
+    }
+    events
+}
+
+type KeyOf = fn(&kaudit_store::EventFields) -> Option<String>;
+
+const GROUP_FIELDS: [(kaudit_store::EventGroupField, KeyOf); 9] = [
+    (kaudit_store::EventGroupField::User, |f| Some(f.username.clone())),
+    (kaudit_store::EventGroupField::Verb, |f| Some(f.verb.clone())),
+    (kaudit_store::EventGroupField::Resource, |f| f.resource.clone()),
+    (kaudit_store::EventGroupField::Namespace, |f| f.namespace.clone()),
+    (kaudit_store::EventGroupField::SourceIp, |f| f.source_ip.clone()),
+    (kaudit_store::EventGroupField::ResponseCode, |f| {
+        f.response_code.map(|c| c.to_string())
+    }),
+    (kaudit_store::EventGroupField::Cluster, |f| {
+        Some(f.cluster.clone())
+    }),
+    (kaudit_store::EventGroupField::Decision, |f| f.decision.clone()),
+    (kaudit_store::EventGroupField::UserAgent, |f| f.user_agent.clone()),
+];
+
+/// Checks every grouped count, histogram and count of `filter` against the stored events
+/// `stored`, evaluated here.
+fn check_counts(store: &PgStore, stored: &[kaudit_store::EventFields], filter: &EventFilter, state: &str) {
+    use kaudit_store::{GroupCount, HistogramBucket};
+    let matching: Vec<&kaudit_store::EventFields> = stored
+        .iter()
+        .filter(|f| testsuite::event_matches(filter, f))
+        .collect();
+    let what = |kind: &str| format!("{kind} over {:?} {:?} ({state})", filter.time, filter.cluster);
+    assert_eq!(
+        store
+            .count_events(filter)
+            .unwrap_or_else(|e| panic!("count: {e}")),
+        matching.len() as u64,
+        "{}",
+        what("count")
+    );
+    for (field, key) in GROUP_FIELDS {
+        let mut want: Vec<GroupCount> = Vec::new();
+        for f in &matching {
+            let k = key(f);
+            match want.iter_mut().find(|g| g.key == k) {
+                Some(g) => g.count += 1,
+                None => want.push(GroupCount { key: k, count: 1 }),
+            }
+        }
+        want.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        want.truncate(5);
+        let got = store
+            .group_events(filter, field, 5)
+            .unwrap_or_else(|e| panic!("group: {e}"));
+        assert_eq!(got, want, "{}", what(&format!("{field:?}")));
+    }
+    for width in [
+        MINUTE,
+        2 * MINUTE,
+        10 * MINUTE,
+        30 * MINUTE,
+        60 * MINUTE,
+        1440 * MINUTE,
+        7_000_000_000,
+    ] {
+        let mut want: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+        for f in &matching {
+            *want
+                .entry(HistogramBucket::start_of(f.time_ns, width))
+                .or_default() += 1;
+        }
+        let want: Vec<HistogramBucket> = want
+            .into_iter()
+            .map(|(start_ns, count)| HistogramBucket { start_ns, count })
+            .collect();
+        let got = store
+            .histogram_events(filter, width)
+            .unwrap_or_else(|e| panic!("histogram: {e}"));
+        assert_eq!(got, want, "{}", what(&format!("histogram of {width} ns")));
+    }
+}
+
+/// Time ranges of every shape: open ends, ends on stored times, on minute, hour and day
+/// boundaries and a nanosecond either side, within one minute, across days.
+fn count_ranges(stored: &[kaudit_store::EventFields], n: usize, seed: u64) -> Vec<TimeRange> {
+    let mut rng = Rng(seed);
+    let point = |rng: &mut Rng| -> Option<i64> {
+        let t = stored[rng.below(stored.len() as u64) as usize].time_ns;
+        let unit = rng.pick(&[MINUTE, 10 * MINUTE, 60 * MINUTE, 1440 * MINUTE]);
+        Some(match rng.below(8) {
+            0 => return None,
+            1 | 2 => t,
+            3 => t + 1,
+            4 => t.div_euclid(unit) * unit,
+            5 => t.div_euclid(unit) * unit - 1,
+            6 => t - rng.below(MINUTE as u64) as i64,
+            _ => t + rng.below(3 * 60 * MINUTE as u64) as i64,
+        })
+    };
+    let mut ranges = vec![TimeRange::default()];
+    while ranges.len() < n {
+        let (a, b) = (point(&mut rng), point(&mut rng));
+        let (from_ns, to_ns) = match (a, b) {
+            (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
+            (Some(a), Some(b)) if rng.below(4) == 0 => (Some(a), Some(a + (b - a) % MINUTE)),
+            other => other,
+        };
+        ranges.push(TimeRange { from_ns, to_ns });
+    }
+    ranges
+}
+
+/// Every stored event, read back through searches.
+fn stored_fields(store: &PgStore) -> Vec<kaudit_store::EventFields> {
+    let mut fields = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .search_events(&EventFilter::default(), PageRequest { limit: 1000, cursor })
+            .unwrap_or_else(|e| panic!("search: {e}"));
+        fields.extend(page.items.into_iter().map(|e| e.fields));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return fields,
+        }
+    }
+}
+
+fn count_deltas(url: &str, schema: &str) -> i64 {
+    let mut client = Client::connect(url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+    client
+        .query_one(&format!("SELECT COUNT(*) FROM {schema}.event_count_deltas"), &[])
+        .map(|row| row.get::<_, i64>(0))
+        .unwrap_or_else(|e| panic!("deltas: {e}"))
+}
+
+/// A store in its own schema that compacts only when told.
+fn open_uncompacted() -> Option<PgHarness> {
+    let url = database_url()?;
+    let schema = Schema {
+        url: url.clone(),
+        name: fresh_schema(),
+    };
+    let config = PgConfig {
+        schema: Some(schema.name.clone()),
+        pool_size: 4,
+        ..PgConfig::new(url)
+    };
+    let store = PgStore::open(config, false).unwrap_or_else(|e| panic!("connect: {e} ({e:?})"));
+    Some(PgHarness { store, schema })
+}
+
+/// Grouped counts, histograms and counts over a time range and a cluster come from the stored
+/// counts and give the row scan's answers, for random ranges over random events, whether the
+/// counts are still deltas, compacted, or both after retention and more inserts (duplicates
+/// among them).
+#[test]
+fn stored_counts_answer_as_the_events_do() {
+    let Some(harness) = open_uncompacted() else { return };
+    let store = &harness.store;
+    let events = count_fixture(1200, 7);
+    let (first, second) = events.split_at(800);
+    for batch in first.chunks(150) {
+        store
+            .insert_batch(batch, &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+    }
+    let stored = stored_fields(store);
+    assert_eq!(stored.len(), 800);
+    let ranges = count_ranges(&stored, 30, 11);
+    let clusters = [None, Some("b".to_owned()), Some("none".to_owned())];
+    let check_all = |stored: &[kaudit_store::EventFields], state: &str| {
+        for time in &ranges {
+            for cluster in &clusters {
+                let filter = EventFilter {
+                    time: *time,
+                    cluster: cluster.clone(),
+                    ..EventFilter::default()
+                };
+                check_counts(store, stored, &filter, state);
+            }
+        }
+    };
+    assert!(count_deltas(&harness.schema.url, &harness.schema.name) > 0);
+    check_all(&stored, "deltas only");
+    assert_eq!(store.compact_event_counts().ok(), Some(true));
+    assert_eq!(count_deltas(&harness.schema.url, &harness.schema.name), 0);
+    check_all(&stored, "compacted");
+
+    // Retention, then more events (half of them already stored), partly compacted.
+    let cutoff = T0 - 20 * 60 * MINUTE + 17;
+    store
+        .purge_before(cutoff, 100)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    store
+        .insert_batch(&events[600..1000], &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    assert_eq!(store.compact_event_counts().ok(), Some(true));
+    store
+        .insert_batch(second, &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    store
+        .purge_before(cutoff + 60 * MINUTE, 50)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    let stored = stored_fields(store);
+    assert!(stored.iter().all(|f| f.time_ns >= cutoff + 60 * MINUTE));
+    check_all(&stored, "after retention, deltas and counts");
+    assert_eq!(store.compact_event_counts().ok(), Some(true));
+    check_all(&stored, "after retention, compacted");
+
+    // Counts that retention brought to zero are deleted, not kept.
+    store
+        .purge_before(i64::MAX, 1000)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    assert_eq!(store.compact_event_counts().ok(), Some(true));
+    let mut client = Client::connect(&harness.schema.url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+    let left: i64 = client
+        .query_one(
+            &format!("SELECT COUNT(*) FROM {}.event_counts", harness.schema.name),
+            &[],
+        )
+        .map(|row| row.get(0))
+        .unwrap_or_else(|e| panic!("counts: {e}"));
+    assert_eq!(left, 0, "no count left once every event is deleted");
+    check_all(&[], "everything deleted");
+}
+
+/// Two stores on one schema (two intake nodes), each with writers on several connections and
+/// its compactor running, insert overlapping batches while retention deletes: every batch
+/// commits (no deadlock between counters), and the counts equal the events stored.
+#[test]
+fn concurrent_writers_on_two_stores_keep_counts_exact() {
+    let Some(harness) = open_harness() else { return };
+    let second = PgStore::connect(PgConfig {
+        schema: Some(harness.schema.name.clone()),
+        pool_size: 4,
+        ..PgConfig::new(harness.schema.url.clone())
+    })
+    .unwrap_or_else(|e| panic!("second store: {e}"));
+    let events = count_fixture(2400, 21);
+    // Every event is sent by two writers, in opposite orders: duplicates race each other.
+    let stores = [&harness.store, &second];
+    std::thread::scope(|scope| {
+        for writer in 0..4usize {
+            let store = stores[writer % 2];
+            let events = &events;
+            scope.spawn(move || {
+                let half = &events[(writer / 2) * 1200..(writer / 2 + 1) * 1200];
+                let mut batches: Vec<&[kaudit_store::NewEvent]> = half.chunks(60).collect();
+                if writer % 2 == 1 {
+                    batches.reverse();
+                }
+                for batch in batches {
+                    store
+                        .insert_batch(batch, &[])
+                        .unwrap_or_else(|e| panic!("insert: {e}"));
+                }
+            });
+        }
+        scope.spawn(|| {
+            for step in 0..20 {
+                let cutoff = T0 - 30 * 60 * MINUTE + step * 30 * MINUTE;
+                second
+                    .purge_before(cutoff, 40)
+                    .unwrap_or_else(|e| panic!("purge: {e}"));
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        scope.spawn(|| {
+            for _ in 0..20 {
+                let _ = harness.store.compact_event_counts();
+                std::thread::sleep(std::time::Duration::from_millis(15));
+            }
+        });
+    });
+    let stored = stored_fields(&harness.store);
+    let mut unique: Vec<&str> = stored.iter().map(|f| f.audit_id.as_str()).collect();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "no event stored twice");
+    let ranges = count_ranges(&stored, 12, 5);
+    for store in stores {
+        for time in &ranges {
+            let filter = EventFilter {
+                time: *time,
+                ..EventFilter::default()
+            };
+            check_counts(store, &stored, &filter, "after concurrent writers");
+        }
+    }
+}
+
+/// A store that already holds events gets its counts filled by the migration to schema
+/// version 3, exact from the first query; later inserts add to them.
+#[test]
+fn migration_fills_counts_of_stored_events() {
+    let Some(url) = database_url() else { return };
+    let schema = Schema {
+        url: url.clone(),
+        name: fresh_schema(),
+    };
+    let events = count_fixture(900, 33);
+    {
+        let mut client = Client::connect(&url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {0}; SET search_path TO {0}, public",
+                schema.name
+            ))
+            .unwrap_or_else(|e| panic!("schema: {e}"));
+        let before_counts: Vec<Migration> = migrations::MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|m| m.version < 3)
+            .collect();
+        assert_eq!(migrations::migrate(&mut client, &before_counts).ok(), Some(2));
+        for batch in events[..700].chunks(100) {
+            let encoded = crate::write::encode_batch(batch, &[], 1).unwrap_or_else(|e| panic!("encode: {e}"));
+            crate::write::insert_batch(&mut client, &encoded).unwrap_or_else(|e| panic!("insert: {e}"));
+        }
+    }
+    let store = PgStore::open(
+        PgConfig {
+            schema: Some(schema.name.clone()),
+            pool_size: 2,
+            ..PgConfig::new(url.clone())
+        },
+        false,
+    )
+    .unwrap_or_else(|e| panic!("open: {e}"));
+    assert_eq!(store.schema_version().ok(), Some(3));
+    assert_eq!(
+        count_deltas(&url, &schema.name),
+        0,
+        "the migration compacts what it counted"
+    );
+    let stored = stored_fields(&store);
+    assert_eq!(stored.len(), 700);
+    for time in count_ranges(&stored, 12, 3) {
+        let filter = EventFilter {
+            time,
+            ..EventFilter::default()
+        };
+        check_counts(&store, &stored, &filter, "migrated");
+    }
+    store
+        .insert_batch(&events[600..], &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let stored = stored_fields(&store);
+    assert_eq!(stored.len(), 900);
+    for time in count_ranges(&stored, 12, 4) {
+        let filter = EventFilter {
+            time,
+            cluster: Some("a".to_owned()),
+            ..EventFilter::default()
+        };
+        check_counts(&store, &stored, &filter, "migrated, then written");
     }
 }
