@@ -77,6 +77,10 @@ const VALUE_PROBES: u32 = 4;
 /// Gram filter: 2^16 bits (8 KiB), 2 probes per trigram (a text query ANDs several).
 const GRAM_BITS_LOG2: u32 = 16;
 const GRAM_PROBES: u32 = 2;
+/// One probe per 4-gram (format 2): a 4-gram only has to refuse the blocks that hold all of a
+/// text's trigrams, and a text has several; a second probe would cost the writer a bit set
+/// per byte of text for little.
+const LONG_GRAM_PROBES: u32 = 1;
 
 /// Token salts: one per kind of value, so that `user=x` and `namespace=x` differ.
 mod salt {
@@ -95,25 +99,7 @@ mod salt {
     pub const PAIR: u64 = 13;
     pub const TEXT_GRAM: u64 = 20;
     pub const AGENT_GRAM: u64 = 21;
-    pub const TEXT_LONG_GRAM: u64 = 22;
-    pub const AGENT_LONG_GRAM: u64 = 23;
 }
-
-/// The salts of the trigrams and 4-grams of one kind of text.
-#[derive(Clone, Copy)]
-struct GramSalts {
-    three: u64,
-    four: u64,
-}
-
-const TEXT_GRAMS: GramSalts = GramSalts {
-    three: salt::TEXT_GRAM,
-    four: salt::TEXT_LONG_GRAM,
-};
-const AGENT_GRAMS: GramSalts = GramSalts {
-    three: salt::AGENT_GRAM,
-    four: salt::AGENT_LONG_GRAM,
-};
 
 /// The finaliser of MurmurHash3 (a bijection on 64 bits with good avalanche).
 fn mix(mut x: u64) -> u64 {
@@ -151,34 +137,49 @@ fn pair_token(a: u64, b: u64) -> u64 {
     mix(a ^ b.rotate_left(23) ^ salt::PAIR.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// One ASCII-lowercased byte trigram or 4-gram of a text, its bytes big-endian in a word.
+/// The token of one ASCII-lowercased byte trigram or 4-gram of a text.
 #[derive(Clone, Copy)]
 enum Gram {
-    Three(u32),
-    Four(u32),
+    Three(u64),
+    Four(u64),
 }
 
 impl Gram {
-    /// Its token. Trigram tokens are those of format 1; the salt of a 4-gram sits above its
-    /// 32 bits, so no 4-gram's token equals a trigram's.
-    fn token(self, salts: GramSalts) -> u64 {
+    /// Its probes in the gram filter.
+    fn probes(self) -> u32 {
         match self {
-            Gram::Three(gram) => mix((salts.three << 24) | u64::from(gram)),
-            Gram::Four(gram) => mix((salts.four << 32) | u64::from(gram)),
+            Gram::Three(_) => GRAM_PROBES,
+            Gram::Four(_) => LONG_GRAM_PROBES,
+        }
+    }
+
+    fn token(self) -> u64 {
+        match self {
+            Gram::Three(token) | Gram::Four(token) => token,
         }
     }
 }
 
-/// Calls `each` with every ASCII-lowercased byte trigram and 4-gram of `text`, in one pass.
-fn for_each_gram(text: &str, mut each: impl FnMut(Gram)) {
+/// Calls `each` with the token of every ASCII-lowercased byte trigram and 4-gram of `text`,
+/// in one pass. A trigram's token is the mix of its bytes under `salt` (format 1). A 4-gram's
+/// is the token of its first three bytes extended by its last with one multiply: that token
+/// is mixed already, and a second full mix per byte of text would cost the writer more.
+fn for_each_gram(text: &[u8], salt: u64, mut each: impl FnMut(Gram)) {
     let mut window: u32 = 0;
-    for (i, &byte) in text.as_bytes().iter().enumerate() {
-        window = (window << 8) | u32::from(byte.to_ascii_lowercase());
-        if i >= 2 {
-            each(Gram::Three(window & 0x00ff_ffff));
-        }
+    let mut previous: u64 = 0;
+    for (i, &byte) in text.iter().enumerate() {
+        let byte = byte.to_ascii_lowercase();
+        window = (window << 8) | u32::from(byte);
         if i >= 3 {
-            each(Gram::Four(window));
+            let extended = previous ^ (u64::from(byte) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            // The rotation brings the product's well-mixed high half to the probes' low half.
+            each(Gram::Four(
+                extended.wrapping_mul(0xd6e8_feb8_6659_fd93).rotate_left(32),
+            ));
+        }
+        if i >= 2 {
+            previous = mix((salt << 24) | u64::from(window & 0x00ff_ffff));
+            each(Gram::Three(previous));
         }
     }
 }
@@ -208,7 +209,11 @@ impl Bits {
     }
 
     fn insert(&mut self, token: u64) {
-        for bit in probes(token, self.bits_log2, self.probes) {
+        self.insert_probes(token, self.probes);
+    }
+
+    fn insert_probes(&mut self, token: u64, count: u32) {
+        for bit in probes(token, self.bits_log2, count) {
             self.bytes[bit >> 3] |= 1 << (bit & 7);
         }
     }
@@ -236,13 +241,14 @@ impl PairValues {
         code: Option<i32>,
         decision: Option<&str>,
     ) -> PairValues {
-        let code_text = code.map(|c| c.to_string());
+        let mut digits = [0u8; 11];
+        let code_text = code.map(|c| decimal(c, &mut digits));
         PairValues {
             tokens: [
                 verb.map(|v| value_token(salt::VERB, v.as_bytes())),
                 resource.map(|v| value_token(salt::RESOURCE, v.as_bytes())),
                 namespace.map(|v| value_token(salt::NAMESPACE, v.as_bytes())),
-                code_text.map(|v| value_token(salt::CODE, v.as_bytes())),
+                code_text.map(|v| value_token(salt::CODE, v)),
                 decision.map(|v| value_token(salt::DECISION, v.as_bytes())),
             ],
         }
@@ -260,6 +266,26 @@ impl PairValues {
     }
 }
 
+/// The decimal text of `n` (as `n.to_string()`), written into `buffer`: the writer takes it for
+/// every event, without an allocation.
+fn decimal(n: i32, buffer: &mut [u8; 11]) -> &[u8] {
+    let mut at = buffer.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buffer[at] = b'-';
+    }
+    &buffer[at..]
+}
+
 /// A block being filled by the writer.
 pub(crate) struct BlockBuilder {
     /// First id the block covers.
@@ -273,8 +299,9 @@ pub(crate) struct BlockBuilder {
     pub(crate) max_time: i64,
     values: Bits,
     grams: Bits,
-    /// Tokens of the user agents whose trigrams are already in `grams` (few distinct per block).
-    agents: Vec<u64>,
+    /// The user agents whose grams are already in `grams` (few distinct per block). Kept
+    /// whole, not hashed: a collision would leave an agent's grams out.
+    agents: Vec<Box<str>>,
 }
 
 /// A full block, ready to be written (in the current [`FORMAT`]).
@@ -341,17 +368,22 @@ impl BlockBuilder {
         )
         .each(|t| values.insert(t));
         let grams = &mut self.grams;
-        for_each_gram(&f.request_uri, |g| grams.insert(g.token(TEXT_GRAMS)));
+        for_each_gram(f.request_uri.as_bytes(), salt::TEXT_GRAM, |g| {
+            grams.insert_probes(g.token(), g.probes());
+        });
         // The object name is nearly always the end of the request URI: its grams are there.
         if let Some(name) = f.name.as_deref().filter(|n| !f.request_uri.contains(n)) {
-            for_each_gram(name, |g| grams.insert(g.token(TEXT_GRAMS)));
+            for_each_gram(name.as_bytes(), salt::TEXT_GRAM, |g| {
+                grams.insert_probes(g.token(), g.probes());
+            });
         }
-        if let Some(agent) = &f.user_agent {
-            let token = value_token(salt::AGENT_GRAM, agent.as_bytes());
-            if !self.agents.contains(&token) {
-                self.agents.push(token);
-                for_each_gram(agent, |g| grams.insert(g.token(AGENT_GRAMS)));
-            }
+        if let Some(agent) = &f.user_agent
+            && !self.agents.iter().any(|seen| **seen == **agent)
+        {
+            self.agents.push(agent.as_str().into());
+            for_each_gram(agent.as_bytes(), salt::AGENT_GRAM, |g| {
+                grams.insert_probes(g.token(), g.probes());
+            });
         }
     }
 
@@ -425,14 +457,14 @@ impl Required {
             filter.decision.as_deref(),
         )
         .each(|t| values.push(t));
-        for (salts, text) in [
-            (TEXT_GRAMS, &filter.text),
-            (AGENT_GRAMS, &filter.user_agent_contains),
+        for (salt, text) in [
+            (salt::TEXT_GRAM, &filter.text),
+            (salt::AGENT_GRAM, &filter.user_agent_contains),
         ] {
             let Some(text) = text else { continue };
-            for_each_gram(text, |gram| match gram {
-                Gram::Three(_) => required.grams.push(gram.token(salts)),
-                Gram::Four(_) => required.long_grams.push(gram.token(salts)),
+            for_each_gram(text.as_bytes(), salt, |gram| match gram {
+                Gram::Three(token) => required.grams.push(token),
+                Gram::Four(token) => required.long_grams.push(token),
             });
         }
         for tokens in [
@@ -452,10 +484,11 @@ impl Required {
         self.values.is_empty() && self.grams.is_empty()
     }
 
-    /// The gram tokens a block of filter layout `format` must hold.
-    fn grams_of(&self, format: i64) -> impl Iterator<Item = u64> + '_ {
+    /// The gram tokens a block of filter layout `format` must hold, with their probes.
+    fn grams_of(&self, format: i64) -> impl Iterator<Item = (u64, u32)> + '_ {
         let long: &[u64] = if format >= 2 { &self.long_grams } else { &[] };
-        self.grams.iter().chain(long).copied()
+        let three = self.grams.iter().map(|&t| (t, GRAM_PROBES));
+        three.chain(long.iter().map(|&t| (t, LONG_GRAM_PROBES)))
     }
 
     /// Whether the value filter is needed.
@@ -482,7 +515,7 @@ impl Required {
         values_ok
             && gram_bloom.is_none_or(|bloom| {
                 self.grams_of(format)
-                    .all(|t| may_hold(bloom, GRAM_BITS_LOG2, GRAM_PROBES, t))
+                    .all(|(t, count)| may_hold(bloom, GRAM_BITS_LOG2, count, t))
             })
     }
 }
@@ -668,10 +701,9 @@ impl Required {
             );
         }
         let gram = Filter::Gram;
-        for token in self.grams_of(format) {
+        for (token, count) in self.grams_of(format) {
             positions.extend(
-                probes(token, gram.bits_log2(), gram.probes())
-                    .map(|p| gram.first_slice() * SLICE_POSITIONS + p),
+                probes(token, gram.bits_log2(), count).map(|p| gram.first_slice() * SLICE_POSITIONS + p),
             );
         }
         positions.sort_unstable();
@@ -963,6 +995,43 @@ mod tests {
             admitted > 10_000 && refused > 10_000,
             "{admitted} admitted, {refused} refused"
         );
+    }
+
+    #[test]
+    fn codes_are_written_as_to_string_writes_them() {
+        let mut buffer = [0u8; 11];
+        for n in [0, 7, 200, 403, -1, -20, i32::MAX, i32::MIN] {
+            assert_eq!(super::decimal(n, &mut buffer), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn texts_across_path_segments_are_admitted_and_absent_ones_refused() {
+        let mut block = BlockBuilder::new(1);
+        for (i, name) in ["abc", "xyz"].into_iter().enumerate() {
+            let uri = format!("/api/v1/namespaces/default/secrets/{name}");
+            block.add(i as i64 + 1, &fields("alice", "get", "default", &uri, "other"));
+        }
+        let sealed = block.seal();
+        let admits = |text: &str| {
+            Required::of(&EventFilter {
+                text: Some(text.into()),
+                ..Default::default()
+            })
+            .admits(FORMAT, Some(&sealed.value_bloom), Some(&sealed.gram_bloom))
+        };
+        for text in [
+            "ts/xyz",
+            "s/xy",
+            "/xyz",
+            "SECRETS/XYZ",
+            "namespaces/default/secrets/x",
+        ] {
+            assert!(admits(text), "{text}");
+        }
+        for text in ["ts/xyq", "s/xya"] {
+            assert!(!admits(text), "{text}");
+        }
     }
 
     #[test]
