@@ -32,7 +32,8 @@ fn main() {
     let defaults = SqliteConfig::default();
     let config = SqliteConfig {
         durability,
-        cache_kib: u32::try_from(args.number("cache_kib", u64::from(defaults.cache_kib))).unwrap_or(defaults.cache_kib),
+        cache_kib: u32::try_from(args.number("cache_kib", u64::from(defaults.cache_kib)))
+            .unwrap_or(defaults.cache_kib),
         ..defaults
     };
     let store = match SqliteStore::open(&path, config) {
