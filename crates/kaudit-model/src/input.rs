@@ -159,33 +159,7 @@ fn needs_whole_document(input: &[u8]) -> bool {
 /// True when the brackets opened at the start of `line` all close within it (strings and
 /// their escapes skipped). When they do, the value cannot be cut short by the line's end.
 fn first_value_closes(line: &[u8]) -> bool {
-    let mut depth = 0usize;
-    let mut at = 0;
-    while let Some(&b) = line.get(at) {
-        at += 1;
-        match b {
-            b'"' => loop {
-                let Some(offset) = line.get(at..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) else {
-                    return false;
-                };
-                at += offset + 1;
-                if line[at - 1] == b'\\' {
-                    at += 1;
-                } else {
-                    break;
-                }
-            },
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return true;
-                }
-            }
-            _ => {}
-        }
-    }
-    false
+    matches!(line.first(), Some(b'{' | b'[')) && scan::value_end(line, 0).is_some()
 }
 
 fn trim_blanks(mut s: &[u8]) -> &[u8] {
