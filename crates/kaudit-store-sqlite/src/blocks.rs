@@ -45,6 +45,8 @@
 
 use kaudit_store::{EventFields, EventFilter, UserMatch};
 
+use crate::rollups::Tallies;
+
 /// Events per block. Tests use small blocks so that the contract suite's few hundred events
 /// span many blocks, the open one and the rows above the mark.
 #[cfg(not(test))]
@@ -302,6 +304,8 @@ pub(crate) struct BlockBuilder {
     /// The user agents whose grams are already in `grams` (few distinct per block). Kept
     /// whole, not hashed: a collision would leave an agent's grams out.
     agents: Vec<Box<str>>,
+    /// The added events' counts along every rollup dimension.
+    tallies: Tallies,
 }
 
 /// A full block, ready to be written (in the current [`FORMAT`]).
@@ -312,6 +316,9 @@ pub(crate) struct SealedBlock {
     pub(crate) max_time: i64,
     pub(crate) value_bloom: Vec<u8>,
     pub(crate) gram_bloom: Vec<u8>,
+    /// Events added, and their counts (written only if the stored rows are those events).
+    pub(crate) added: u32,
+    pub(crate) tallies: Tallies,
 }
 
 impl BlockBuilder {
@@ -326,6 +333,7 @@ impl BlockBuilder {
             values: Bits::new(VALUE_BITS_LOG2, VALUE_PROBES),
             grams: Bits::new(GRAM_BITS_LOG2, GRAM_PROBES),
             agents: Vec::new(),
+            tallies: Tallies::default(),
         }
     }
 
@@ -340,6 +348,7 @@ impl BlockBuilder {
         self.rows += 1;
         self.min_time = self.min_time.min(f.time_ns);
         self.max_time = self.max_time.max(f.time_ns);
+        self.tallies.add(f);
         let values = &mut self.values;
         values.insert(value_token(salt::CLUSTER, f.cluster.as_bytes()));
         values.insert(value_token(salt::USER, f.username.as_bytes()));
@@ -398,6 +407,8 @@ impl BlockBuilder {
             max_time: done.max_time,
             value_bloom: done.values.bytes,
             gram_bloom: done.grams.bytes,
+            added: done.rows,
+            tallies: done.tallies,
         }
     }
 }

@@ -2,8 +2,12 @@
 //! by minute, so that "top users over the last day" and the activity histogram sum a few
 //! thousand small rows instead of reading millions of events.
 //!
-//! A block's rollups are computed from its stored rows when the block is written, inside the
-//! same transaction, so they are exact: an event that was rolled back is not there to count.
+//! A block's rollups are tallied as the writer adds its events, and written with the block
+//! only if the block's stored rows are exactly the events added (their count, read in the
+//! transaction that writes the block, equals the number added: ids are never reused, so the
+//! stored ones are a subset of the added ones). Otherwise (an event rolled back since it was
+//! added, or already deleted by retention) they are counted from the stored rows instead. So
+//! they are exact either way.
 //! Retention deleting some of a block's events clears the block's `exact` flag; such blocks
 //! (and blocks only partly inside a query's time range, and the events above the block mark)
 //! are counted from their rows instead.
@@ -11,7 +15,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use kaudit_store::{EventGroupField, Result, StoreError};
+use kaudit_store::{EventFields, EventGroupField, Result, StoreError};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params};
 
@@ -89,6 +93,71 @@ pub(crate) fn number(dimension: Dimension) -> i64 {
         .iter()
         .find(|(d, _)| *d == dimension)
         .map_or(0, |(_, n)| *n)
+}
+
+/// A block's counts along every dimension, tallied as its events are added.
+#[derive(Default)]
+pub(crate) struct Tallies {
+    counts: [Tally; DIMENSIONS.len()],
+}
+
+impl Tallies {
+    /// Counts one event.
+    pub(crate) fn add(&mut self, f: &EventFields) {
+        fn text(t: Option<&str>) -> ValueRef<'_> {
+            t.map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()))
+        }
+        for (tally, (dimension, _)) in self.counts.iter_mut().zip(DIMENSIONS) {
+            let value = match dimension {
+                Dimension::Minute => ValueRef::Integer(f.time_ns.div_euclid(MINUTE_NS) * MINUTE_NS),
+                Dimension::Field(field) => match field {
+                    EventGroupField::User => ValueRef::Text(f.username.as_bytes()),
+                    EventGroupField::Verb => ValueRef::Text(f.verb.as_bytes()),
+                    EventGroupField::Resource => text(f.resource.as_deref()),
+                    EventGroupField::Namespace => text(f.namespace.as_deref()),
+                    EventGroupField::SourceIp => text(f.source_ip.as_deref()),
+                    EventGroupField::ResponseCode => f
+                        .response_code
+                        .map_or(ValueRef::Null, |c| ValueRef::Integer(i64::from(c))),
+                    EventGroupField::Cluster => ValueRef::Text(f.cluster.as_bytes()),
+                    EventGroupField::Decision => text(f.decision.as_deref()),
+                    EventGroupField::UserAgent => text(f.user_agent.as_deref()),
+                },
+            };
+            tally.add(value);
+        }
+    }
+}
+
+/// Writes the rollup rows of block `first..=last` (inside the caller's transaction) from
+/// `tallied`, the counts of the `added` events the writer put in the block, when the stored
+/// rows are exactly those events; otherwise from the stored rows. Returns the events counted.
+pub(crate) fn write_tallied(
+    conn: &Connection,
+    first: i64,
+    last: i64,
+    tallied: &Tallies,
+    added: u32,
+) -> Result<i64> {
+    let fail = |e| StoreError::backend("writing block rollups", e);
+    let stored: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM events WHERE id BETWEEN ?1 AND ?2")
+        .and_then(|mut st| st.query_row(params![first, last], |r| r.get(0)))
+        .map_err(fail)?;
+    if stored != i64::from(added) {
+        return write(conn, first, last);
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO block_rollups (first_id, dimension, counts) VALUES (?1, ?2, ?3)",
+        )
+        .map_err(fail)?;
+    for (tally, (_, n)) in tallied.counts.iter().zip(DIMENSIONS) {
+        insert
+            .execute(params![first, n, encode_tally(tally)])
+            .map_err(fail)?;
+    }
+    Ok(stored)
 }
 
 /// Counts the stored events with ids in `first..=last` along every dimension and writes the
@@ -223,6 +292,30 @@ impl Hasher for FastHasher {
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+/// [`encode`] of a tally as it stands (texts are stored as the UTF-8 they were added as).
+fn encode_tally(tally: &Tally) -> Vec<u8> {
+    let size = usize::from(tally.nulls > 0) * 9
+        + tally.integers.len() * 17
+        + tally.texts.keys().map(|t| 13 + t.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    if tally.nulls > 0 {
+        out.push(0);
+        out.extend_from_slice(&tally.nulls.to_le_bytes());
+    }
+    for (i, count) in &tally.integers {
+        out.push(1);
+        out.extend_from_slice(&i.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+    for (text, count) in &tally.texts {
+        out.push(2);
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text);
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+    out
 }
 
 /// Encoding of one rollup: entries of a tag byte (0 NULL, 1 integer, 2 text), the value

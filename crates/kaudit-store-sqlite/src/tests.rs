@@ -432,6 +432,79 @@ fn grouped_counts_stay_exact_when_retention_cuts_a_block() {
     assert_eq!(minutes.iter().map(|b| b.count).sum::<u64>(), kept.len() as u64);
 }
 
+#[test]
+fn block_rollups_count_exactly_the_stored_rows_when_batches_roll_back() {
+    // Failing batches leave events in the open block that were rolled back; the rollups the
+    // writer tallied must not count them. Every block's rollups are compared with its rows.
+    let harness = open_with(SqliteConfig::default());
+    harness.fail_inserts_of("boom");
+    let store = &harness.store;
+    let (events, _) = kaudit_store::testsuite::fixture(400, 9);
+    for (n, chunk) in events.chunks(30).enumerate() {
+        if n % 3 == 1 {
+            let mut failing = chunk.to_vec();
+            failing.push(event("c", "boom", T0));
+            assert!(store.insert_batch(&failing, &[]).is_err());
+        }
+        store
+            .insert_batch(chunk, &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+    }
+    store.flush_blocks().unwrap_or_else(|e| panic!("flush: {e}"));
+    let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
+    let blocks: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT first_id, last_id, rows FROM blocks ORDER BY first_id")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .unwrap_or_else(|e| panic!("blocks: {e}"));
+    assert!(blocks.len() > 5);
+    let columns = [
+        (1, "username"),
+        (2, "verb"),
+        (3, "resource"),
+        (4, "namespace"),
+        (5, "source_ip"),
+        (6, "response_code"),
+        (7, "cluster"),
+        (8, "decision"),
+        (9, "user_agent"),
+        (10, "time_ns / 60000000000 * 60000000000"),
+    ];
+    let mut counted = 0;
+    for (first, last, rows) in blocks {
+        counted += rows;
+        for (dimension, column) in columns {
+            let stored: Vec<u8> = conn
+                .query_row(
+                    "SELECT counts FROM block_rollups WHERE first_id = ?1 AND dimension = ?2",
+                    [first, dimension],
+                    |r| r.get(0),
+                )
+                .unwrap_or_else(|e| panic!("rollup {first}/{dimension}: {e}"));
+            let mut got = std::collections::HashMap::new();
+            crate::rollups::add_decoded(&stored, &mut got).unwrap_or_else(|e| panic!("decode: {e}"));
+            let want: std::collections::HashMap<crate::rollups::Key, u64> = conn
+                .prepare(&format!(
+                    "SELECT {column}, COUNT(*) FROM events WHERE id BETWEEN ?1 AND ?2 GROUP BY 1"
+                ))
+                .and_then(|mut st| {
+                    st.query_map([first, last], |r| {
+                        Ok((
+                            crate::rollups::Key::of(r.get(0)?),
+                            r.get::<_, i64>(1)?.unsigned_abs(),
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<_>>()
+                })
+                .unwrap_or_else(|e| panic!("rows: {e}"));
+            assert_eq!(got, want, "block {first}..={last}, dimension {dimension}");
+        }
+    }
+    assert_eq!(counted, 400);
+}
+
 /// A loaded store and what it holds, to compare searches against.
 struct Loaded {
     store: SqliteStore,

@@ -585,11 +585,11 @@ impl Writer {
     }
 }
 
-/// Writes one full block: its row (with rollups counted from the stored rows, so events
-/// rolled back since they were added are not counted), its filters, and the block mark.
+/// Writes one full block: its row (with rollups of exactly its stored rows, so events rolled
+/// back since they were added are not counted), its filters, and the block mark.
 pub(crate) fn write_block(conn: &Connection, block: &SealedBlock) -> Result<()> {
     let fail = |e| StoreError::backend("writing block summaries", e);
-    let rows = rollups::write(conn, block.first_id, block.last_id)?;
+    let rows = rollups::write_tallied(conn, block.first_id, block.last_id, &block.tallies, block.added)?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO blocks (first_id, last_id, rows, min_time, max_time, format, exact)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
