@@ -19,9 +19,21 @@ use rusqlite::{Connection, OptionalExtension};
 const SAMPLES_FOR_TRAINING: usize = 4000;
 /// Dictionary size in bytes.
 const DICTIONARY_BYTES: usize = 64 * 1024;
+/// Raw events compressed together in one frame (one `raw_chunks` row): reading one event
+/// decompresses its run, some 40 KB.
+pub(crate) const CHUNK_EVENTS: usize = 32;
 /// Largest raw event accepted back from storage (a corrupt frame header cannot make a reader
 /// allocate more than this).
 const MAX_RAW_BYTES: usize = 256 * 1024 * 1024;
+
+/// A run of consecutive events' raw JSON, compressed in one frame.
+pub(crate) struct RawChunk {
+    /// Events in the run.
+    pub(crate) events: usize,
+    /// End offset of each event in the decompressed frame, u32 little-endian.
+    pub(crate) ends: Vec<u8>,
+    pub(crate) frame: Vec<u8>,
+}
 
 /// A dictionary as stored.
 pub(crate) struct Dictionary {
@@ -65,14 +77,15 @@ impl Compression {
         })
     }
 
-    /// Compresses the raw JSON of `events`; returns the dictionary id used and the frames.
-    pub(crate) fn compress(&self, events: &[NewEvent]) -> Result<(i64, Vec<Vec<u8>>)> {
+    /// Compresses the raw JSON of `events` in runs of [`CHUNK_EVENTS`]; returns the
+    /// dictionary id used and the runs, in order.
+    pub(crate) fn compress(&self, events: &[NewEvent]) -> Result<(i64, Vec<RawChunk>)> {
         let dictionary = self.current.read().ok().and_then(|d| d.clone());
         let (id, bytes): (i64, &[u8]) = match &dictionary {
             Some(d) => (d.id, &d.bytes),
             None => (0, &[]),
         };
-        let frames = COMPRESSOR.with(|cell| -> Result<Vec<Vec<u8>>> {
+        let chunks = COMPRESSOR.with(|cell| -> Result<Vec<RawChunk>> {
             let mut slot = cell.borrow_mut();
             if slot
                 .as_ref()
@@ -89,16 +102,32 @@ impl Compression {
             let Some((_, _, compressor)) = slot.as_mut() else {
                 return Err(StoreError::Closed);
             };
+            let mut joined = Vec::new();
             events
-                .iter()
-                .map(|e| {
-                    compressor
-                        .compress(e.raw_json.as_bytes())
-                        .map_err(|err| StoreError::backend("compressing a raw event", err))
+                .chunks(CHUNK_EVENTS)
+                .map(|run| {
+                    joined.clear();
+                    let mut ends = Vec::with_capacity(run.len() * 4);
+                    for event in run {
+                        joined.extend_from_slice(event.raw_json.as_bytes());
+                        let end = u32::try_from(joined.len()).map_err(|_| StoreError::InvalidBatch {
+                            position: 0,
+                            reason: "raw events over 4 GiB in one run".to_owned(),
+                        })?;
+                        ends.extend_from_slice(&end.to_le_bytes());
+                    }
+                    let frame = compressor
+                        .compress(&joined)
+                        .map_err(|err| StoreError::backend("compressing raw events", err))?;
+                    Ok(RawChunk {
+                        events: run.len(),
+                        ends,
+                        frame,
+                    })
                 })
                 .collect()
         })?;
-        Ok((id, frames))
+        Ok((id, chunks))
     }
 
     /// Collects samples while no dictionary exists; returns a trained dictionary once enough
@@ -133,12 +162,16 @@ impl Compression {
         }
     }
 
-    /// Decompresses a stored frame made with dictionary `dict_id`.
-    pub(crate) fn decompress(&self, conn: &Connection, dict_id: i64, frame: &[u8]) -> Result<Vec<u8>> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            what: "event_raw.raw",
-            reason,
-        };
+    /// Decompresses a stored frame made with dictionary `dict_id`; `what` names the column
+    /// in errors.
+    pub(crate) fn decompress(
+        &self,
+        conn: &Connection,
+        dict_id: i64,
+        frame: &[u8],
+        what: &'static str,
+    ) -> Result<Vec<u8>> {
+        let corrupt = |reason: String| StoreError::Corrupt { what, reason };
         let size = zstd::zstd_safe::get_frame_content_size(frame)
             .ok()
             .flatten()

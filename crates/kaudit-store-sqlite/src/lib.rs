@@ -43,8 +43,9 @@
 //! the newest events, above the last written block, are scanned by rowid. Results are always
 //! complete. [`SqliteStore::flush_blocks`] writes the open block at once.
 //!
-//! Raw events are compressed with a zstd dictionary trained on the store's first few thousand
-//! events (stored in the database; earlier events stay readable without it).
+//! Raw events are compressed on the calling thread, in runs of 32 consecutive events per zstd
+//! frame (one `raw_chunks` row per run), with a dictionary trained on the store's first few
+//! thousand events (stored in the database; earlier events stay readable without it).
 
 mod admin;
 mod blocks;

@@ -32,6 +32,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "bloom_slices",
         sql: include_str!("../migrations/0003_bloom_slices.sql"),
     },
+    Migration {
+        version: 4,
+        name: "raw_chunks",
+        sql: include_str!("../migrations/0004_raw_chunks.sql"),
+    },
 ];
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -796,27 +796,83 @@ pub(crate) fn get_event(
     id: EventId,
     compression: &Compression,
 ) -> Result<Option<FullEvent>> {
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS}, r.dict_id, r.raw FROM events e JOIN event_raw r ON r.id = e.id WHERE e.id = ?1"
-    );
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1");
     let mut statement = conn
         .prepare_cached(&sql)
         .map_err(sql_error("preparing an event lookup"))?;
     let found = statement
-        .query_row([id.0], |row| {
-            let dict_id: i64 = row.get(23)?;
-            let raw: Vec<u8> = row.get(24)?;
-            Ok((event_from_row(row), dict_id, raw))
-        })
+        .query_row([id.0], |row| Ok(event_from_row(row)))
         .optional()
         .map_err(sql_error("reading an event"))?;
-    let Some((event, dict_id, raw)) = found else {
+    let Some(event) = found else {
         return Ok(None);
     };
     let event = event?;
-    let bytes = compression.decompress(conn, dict_id, &raw)?;
-    let raw_json = String::from_utf8(bytes).map_err(|e| corrupt("event_raw.raw", e))?;
+    let raw_json = match raw_from_chunk(conn, id.0, compression)? {
+        Some(raw) => raw,
+        None => raw_from_row(conn, id.0, compression)?,
+    };
     Ok(Some(FullEvent { event, raw_json }))
+}
+
+/// The raw JSON of event `id` from the run of raw events holding it, if one does.
+fn raw_from_chunk(conn: &Connection, id: i64, compression: &Compression) -> Result<Option<String>> {
+    type Run = (i64, i64, i64, Vec<u8>, Vec<u8>);
+    let found: Option<Run> = conn
+        .prepare_cached(
+            "SELECT first_id, last_id, dict_id, ends, frame FROM raw_chunks
+             WHERE first_id <= ?1 ORDER BY first_id DESC LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+        })
+        .map_err(sql_error("reading raw events"))?;
+    let Some((first, last, dict_id, ends, frame)) = found.filter(|(_, last, ..)| id <= *last) else {
+        return Ok(None);
+    };
+    let bad = |reason: String| StoreError::Corrupt {
+        what: "raw_chunks.ends",
+        reason,
+    };
+    let end_at = |k: i64| -> Result<Option<usize>> {
+        if k < 0 {
+            return Ok(Some(0));
+        }
+        let at = usize::try_from(k).map_err(|_| bad(format!("run {first}..={last}")))? * 4;
+        Ok(ends.get(at..at + 4).map(|b| {
+            let mut word = [0u8; 4];
+            word.copy_from_slice(b);
+            u32::from_le_bytes(word) as usize
+        }))
+    };
+    let position = id - first;
+    let (Some(start), Some(end)) = (end_at(position - 1)?, end_at(position)?) else {
+        return Err(bad(format!(
+            "run {first}..={last} has {} offsets, event {id} needs {}",
+            ends.len() / 4,
+            position + 1
+        )));
+    };
+    let bytes = compression.decompress(conn, dict_id, &frame, "raw_chunks.frame")?;
+    let piece = bytes
+        .get(start..end)
+        .ok_or_else(|| bad(format!("event {id} at {start}..{end} of {} bytes", bytes.len())))?;
+    let raw = std::str::from_utf8(piece).map_err(|e| corrupt("raw_chunks.frame", e))?;
+    Ok(Some(raw.to_owned()))
+}
+
+/// The raw JSON of event `id` from its own row (events stored before schema version 4).
+fn raw_from_row(conn: &Connection, id: i64, compression: &Compression) -> Result<String> {
+    let (dict_id, raw): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT dict_id, raw FROM event_raw WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(sql_error("reading a raw event"))?
+        .ok_or_else(|| corrupt("event_raw", format!("event {id} has no raw event")))?;
+    let bytes = compression.decompress(conn, dict_id, &raw, "event_raw.raw")?;
+    String::from_utf8(bytes).map_err(|e| corrupt("event_raw.raw", e))
 }
 
 fn grouped(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<GroupCount>> {

@@ -243,7 +243,7 @@ fn raw_events_round_trip_before_and_after_the_dictionary_and_across_reopen() {
         assert_eq!(stored.len(), 14 * 400);
         let conn = Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
         let per_dict: Vec<(i64, i64)> = conn
-            .prepare("SELECT dict_id, COUNT(*) FROM event_raw GROUP BY dict_id ORDER BY dict_id")
+            .prepare("SELECT dict_id, COUNT(*) FROM raw_chunks GROUP BY dict_id ORDER BY dict_id")
             .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .unwrap_or_else(|e| panic!("query: {e}"));
         assert_eq!(
@@ -257,6 +257,125 @@ fn raw_events_round_trip_before_and_after_the_dictionary_and_across_reopen() {
         let full = store.get_event(*id).unwrap_or_else(|e| panic!("get_event: {e}"));
         assert_eq!(full.map(|f| f.raw_json).as_ref(), Some(raw), "event {id:?}");
     }
+}
+
+/// The raw JSON of every event in `expected` as the store gives it back.
+fn check_raws(store: &SqliteStore, expected: &[(kaudit_store::EventId, String)]) {
+    for (id, raw) in expected {
+        let full = store
+            .get_event(*id)
+            .unwrap_or_else(|e| panic!("get_event {id:?}: {e}"));
+        assert_eq!(full.map(|f| f.raw_json).as_ref(), Some(raw), "event {id:?}");
+    }
+}
+
+#[test]
+fn raw_events_of_retried_batches_and_after_retention_come_back_whole() {
+    // A retried batch mixes duplicates with new events: the new ones' raw events are found by
+    // their ids (duplicates leave gaps in the runs). Retention deletes a run once none of its
+    // events is left, and keeps those it only cut.
+    let harness = open_with(SqliteConfig::default());
+    let store = &harness.store;
+    let (events, _) = kaudit_store::testsuite::fixture(300, 11);
+    let mut stored = Vec::new();
+    let mut keep = |batch: &[kaudit_store::NewEvent]| {
+        let outcome = store
+            .insert_batch(batch, &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        for (event, insertion) in batch.iter().zip(outcome.events) {
+            if let kaudit_store::Insertion::New(id) = insertion {
+                stored.push((id, event.raw_json.clone()));
+            }
+        }
+    };
+    keep(&events[..100]);
+    // Duplicates around new events, in runs of every mix (a run of only duplicates too).
+    let mut retried: Vec<_> = events[..70].to_vec();
+    retried.extend_from_slice(&events[100..150]);
+    retried.extend_from_slice(&events[20..60]);
+    retried.extend_from_slice(&events[150..300]);
+    keep(&retried);
+    assert_eq!(stored.len(), 300);
+    check_raws(store, &stored);
+    let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
+    let runs = |conn: &Connection| -> i64 {
+        conn.query_row("SELECT COUNT(*) FROM raw_chunks", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("count: {e}"))
+    };
+    // 4 runs of the first batch; the retried batch's 310 events make 10 runs, of which three
+    // (positions 0..64 and 128..160, all duplicates) are not stored.
+    assert_eq!(runs(&conn), 4 + 10 - 3);
+    let mut by_time: Vec<_> = events.iter().map(|e| e.fields.time_ns).collect();
+    by_time.sort_unstable();
+    let cutoff = by_time[120];
+    store
+        .purge_before(cutoff, 17)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    let left: Vec<_> = stored
+        .iter()
+        .zip(&events)
+        .filter(|(_, e)| e.fields.time_ns >= cutoff)
+        .map(|(s, _)| s.clone())
+        .collect();
+    assert_eq!(left.len(), 180);
+    check_raws(store, &left);
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM raw_chunks c WHERE NOT EXISTS
+                 (SELECT 1 FROM events e WHERE e.id BETWEEN c.first_id AND c.last_id)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("orphans: {e}"));
+    assert_eq!(orphans, 0);
+    assert!(runs(&conn) < 11);
+}
+
+#[test]
+fn raw_events_stored_one_per_row_before_version_4_are_still_read() {
+    // A store upgraded from version 3 keeps its events' raw rows; new events go to runs.
+    let harness = open_with(SqliteConfig::default());
+    let store = &harness.store;
+    let (events, _) = kaudit_store::testsuite::fixture(80, 12);
+    let mut stored = Vec::new();
+    for batch in events.chunks(40) {
+        let outcome = store
+            .insert_batch(batch, &[])
+            .unwrap_or_else(|e| panic!("insert: {e}"));
+        for (event, insertion) in batch.iter().zip(outcome.events) {
+            if let kaudit_store::Insertion::New(id) = insertion {
+                stored.push((id, event.raw_json.clone()));
+            }
+        }
+        if stored.len() == 40 {
+            // The first batch as version 3 stored it: a raw row per event, no runs.
+            let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
+            conn.execute("DELETE FROM raw_chunks", [])
+                .unwrap_or_else(|e| panic!("delete: {e}"));
+            for (id, raw) in &stored {
+                let frame = zstd::bulk::compress(raw.as_bytes(), 1).unwrap_or_else(|e| panic!("zstd: {e}"));
+                conn.execute(
+                    "INSERT INTO event_raw (id, dict_id, raw) VALUES (?1, 0, ?2)",
+                    rusqlite::params![id.0, frame],
+                )
+                .unwrap_or_else(|e| panic!("insert raw: {e}"));
+            }
+        }
+    }
+    check_raws(store, &stored);
+    let purged = store
+        .purge_before(i64::MAX, 1000)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    assert_eq!(purged.events, 80);
+    let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
+    let left: i64 = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM event_raw) + (SELECT COUNT(*) FROM raw_chunks)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("count: {e}"));
+    assert_eq!(left, 0);
 }
 
 /// Every event matching `filter`, newest first, by paging through the store.
@@ -701,7 +820,8 @@ fn a_version_2_store_is_grouped_when_opened() {
                 "DROP TRIGGER fail_groups;
                  DROP TABLE bloom_slices;
                  DROP TABLE bloom_groups;
-                 DELETE FROM schema_migrations WHERE version = 3;
+                 DROP TABLE raw_chunks;
+                 DELETE FROM schema_migrations WHERE version >= 3;
                  UPDATE blocks SET format = 1;",
             )
         })
@@ -710,7 +830,10 @@ fn a_version_2_store_is_grouped_when_opened() {
         store: open_at(&path),
         reference,
     };
-    assert_eq!(loaded.store.schema_version().ok(), Some(3));
+    assert_eq!(
+        loaded.store.schema_version().ok(),
+        migrations::MIGRATIONS.last().map(|m| m.version)
+    );
     assert_eq!(summaries(&path), (13, 1, 3, 3 * GROUP_SLICES, vec![1, 1, 1]));
     check_searches(&loaded, "upgraded");
     // New blocks are of format 2; the group joining the last old block to them is searched

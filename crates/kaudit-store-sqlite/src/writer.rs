@@ -17,7 +17,7 @@ use crate::SqliteConfig;
 use crate::blocks::{
     BLOCK_ROWS, BlockBuilder, FORMAT, GROUP_BLOCKS, GroupSlices, SealedBlock, encode_members,
 };
-use crate::compression::Compression;
+use crate::compression::{Compression, RawChunk};
 use crate::read::{EVENT_COLUMNS, event_from_row};
 use crate::rollups;
 
@@ -394,15 +394,16 @@ impl Writer {
     pub(crate) fn insert_batch(&mut self, batch: &EncodedBatch) -> Result<BatchOutcome> {
         let fail = |e| StoreError::backend("inserting a batch", e);
         let mut insert_event = self.conn.prepare_cached(INSERT_EVENT).map_err(fail)?;
-        let mut insert_raw = self
-            .conn
-            .prepare_cached("INSERT INTO event_raw (id, dict_id, raw) VALUES (?1, ?2, ?3)")
-            .map_err(fail)?;
         let mut outcome = Vec::with_capacity(batch.events.len());
         let mut per_intake: HashMap<i64, (i64, i64)> = HashMap::new();
-        for event in &batch.events {
+        // Every event gets an id, a duplicate too (leaving a gap), so that the raw chunks,
+        // compressed before the batch reached this thread, map positions to ids. The ids are
+        // spent even if the batch fails: a rolled-back event may already be in the open block.
+        let first_id = self.next_id;
+        self.next_id = first_id + batch.events.len() as i64;
+        for (position, event) in batch.events.iter().enumerate() {
             let f = &event.fields;
-            let id = self.next_id;
+            let id = first_id + position as i64;
             let inserted = insert_event
                 .execute(params![
                     id,
@@ -435,20 +436,42 @@ impl Writer {
                 outcome.push(Insertion::Duplicate);
                 continue;
             }
-            self.next_id += 1;
             self.block.add(id, f);
             if self.block.is_full() {
                 self.pending.push(self.block.seal());
             }
-            insert_raw
-                .execute(params![id, batch.dict_id, event.raw_zstd])
-                .map_err(fail)?;
             if let Some(intake) = f.intake_id {
                 let entry = per_intake.entry(intake.0).or_insert((0, f.time_ns));
                 entry.0 += 1;
                 entry.1 = entry.1.max(f.time_ns);
             }
             outcome.push(Insertion::New(EventId(id)));
+        }
+        let mut insert_chunk = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO raw_chunks (first_id, last_id, dict_id, ends, frame) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(fail)?;
+        let mut start = 0usize;
+        for chunk in &batch.chunks {
+            let end = start + chunk.events;
+            // A run none of whose events is new would never be read nor deleted.
+            if outcome[start..end.min(outcome.len())]
+                .iter()
+                .any(|o| matches!(o, Insertion::New(_)))
+            {
+                insert_chunk
+                    .execute(params![
+                        first_id + start as i64,
+                        first_id + end as i64 - 1,
+                        batch.dict_id,
+                        chunk.ends,
+                        chunk.frame
+                    ])
+                    .map_err(fail)?;
+            }
+            start = end;
         }
         self.conn
             .prepare_cached("UPDATE block_state SET next_id = ?1 WHERE id = 1")
@@ -553,6 +576,17 @@ impl Writer {
                 [],
             )
             .map_err(fail)? as u64;
+        // The runs of raw events that held the deleted ones, once none of their events is left.
+        self.conn
+            .execute(
+                "DELETE FROM raw_chunks WHERE first_id IN (SELECT DISTINCT
+                     (SELECT c.first_id FROM raw_chunks c WHERE c.first_id <= p.id ORDER BY c.first_id DESC LIMIT 1)
+                     FROM temp.purge_ids p)
+                 AND NOT EXISTS (SELECT 1 FROM events e
+                     WHERE e.id BETWEEN raw_chunks.first_id AND raw_chunks.last_id)",
+                [],
+            )
+            .map_err(fail)?;
         // Blocks all of whose events are older than every event left are empty now; blocks
         // that lost some of their events no longer have exact rollups.
         for sql in [
@@ -727,6 +761,8 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (
 pub(crate) struct EncodedBatch {
     events: Vec<EncodedEvent>,
     alerts: Vec<EncodedAlert>,
+    /// The raw events in runs, in order; compressed with dictionary `dict_id`.
+    chunks: Vec<RawChunk>,
     dict_id: i64,
 }
 
@@ -734,7 +770,6 @@ struct EncodedEvent {
     fields: EventFields,
     dedupe: i64,
     groups_json: String,
-    raw_zstd: Vec<u8>,
 }
 
 struct EncodedAlert {
@@ -762,14 +797,12 @@ pub(crate) fn encode_batch(
             });
         }
     }
-    let (dict_id, frames) = compression.compress(&events)?;
+    let (dict_id, chunks) = compression.compress(&events)?;
     let encoded_events = events
         .into_iter()
-        .zip(frames)
-        .map(|(event, raw_zstd)| EncodedEvent {
+        .map(|event| EncodedEvent {
             dedupe: dedupe_integer(&event.fields),
             groups_json: json_string_array(&event.fields.groups),
-            raw_zstd,
             fields: event.fields,
         })
         .collect();
@@ -784,6 +817,7 @@ pub(crate) fn encode_batch(
     Ok(EncodedBatch {
         events: encoded_events,
         alerts: encoded_alerts,
+        chunks,
         dict_id,
     })
 }
