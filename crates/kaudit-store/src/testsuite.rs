@@ -41,7 +41,8 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@cases $open;
             dedupe, atomic_batch, event_filters, alert_filters, pagination_stable_under_inserts,
             grouping_and_histograms, retention, intake_lifecycle, token_lifecycle, config_objects,
-            full_event_round_trip, invalid_queries, schema_version, bounded_counts);
+            full_event_round_trip, invalid_queries, schema_version, bounded_counts,
+            issue_4_long_values);
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
         $(
@@ -1166,6 +1167,21 @@ pub fn grouping_and_histograms(h: &dyn Harness) {
             ..EventFilter::default()
         },
     ];
+    for filter in &filters {
+        check_event_groups(store, &reference, filter);
+    }
+    let alert_filter = AlertFilter {
+        min_priority: Some(Priority::Error),
+        ..AlertFilter::default()
+    };
+    for filter in [AlertFilter::default(), alert_filter] {
+        check_alert_groups(store, &alerts, &filter);
+    }
+}
+
+/// Every grouped count (limits 100 and 3) and histogram (minutes, hours, 7 seconds) of
+/// `filter` against the reference.
+fn check_event_groups(store: &dyn Store, reference: &[StoredEvent], filter: &EventFilter) {
     type Key = fn(&EventFields) -> Option<String>;
     let fields: [(EventGroupField, Key); 9] = [
         (EventGroupField::User, |f| Some(f.username.clone())),
@@ -1180,38 +1196,39 @@ pub fn grouping_and_histograms(h: &dyn Harness) {
         (EventGroupField::Decision, |f| f.decision.clone()),
         (EventGroupField::UserAgent, |f| f.user_agent.clone()),
     ];
-    for filter in &filters {
-        for (field, key) in &fields {
-            for limit in [100usize, 3] {
-                let matching = reference.iter().filter(|e| event_matches(filter, &e.fields));
-                let want = reference_groups(matching.map(|e| key(&e.fields)), limit);
-                let got = ok(store.group_events(filter, *field, limit as u32), "group_events");
-                assert_eq!(got, want, "group by {field:?} limit {limit} over {filter:?}");
-            }
-        }
-        for bucket in [60 * SECOND, 3600 * SECOND, 7 * SECOND] {
-            let mut want: Vec<HistogramBucket> = Vec::new();
-            let mut times: Vec<i64> = reference
-                .iter()
-                .filter(|e| event_matches(filter, &e.fields))
-                .map(|e| e.fields.time_ns)
-                .collect();
-            times.sort_unstable();
-            for t in times {
-                let start = HistogramBucket::start_of(t, bucket);
-                match want.last_mut() {
-                    Some(b) if b.start_ns == start => b.count += 1,
-                    _ => want.push(HistogramBucket {
-                        start_ns: start,
-                        count: 1,
-                    }),
-                }
-            }
-            let got = ok(store.histogram_events(filter, bucket), "histogram_events");
-            assert_eq!(got, want, "histogram of {bucket} ns over {filter:?}");
+    for (field, key) in &fields {
+        for limit in [100usize, 3] {
+            let matching = reference.iter().filter(|e| event_matches(filter, &e.fields));
+            let want = reference_groups(matching.map(|e| key(&e.fields)), limit);
+            let got = ok(store.group_events(filter, *field, limit as u32), "group_events");
+            assert_eq!(got, want, "group by {field:?} limit {limit} over {filter:?}");
         }
     }
+    for bucket in [60 * SECOND, 3600 * SECOND, 7 * SECOND] {
+        let mut want: Vec<HistogramBucket> = Vec::new();
+        let mut times: Vec<i64> = reference
+            .iter()
+            .filter(|e| event_matches(filter, &e.fields))
+            .map(|e| e.fields.time_ns)
+            .collect();
+        times.sort_unstable();
+        for t in times {
+            let start = HistogramBucket::start_of(t, bucket);
+            match want.last_mut() {
+                Some(b) if b.start_ns == start => b.count += 1,
+                _ => want.push(HistogramBucket {
+                    start_ns: start,
+                    count: 1,
+                }),
+            }
+        }
+        let got = ok(store.histogram_events(filter, bucket), "histogram_events");
+        assert_eq!(got, want, "histogram of {bucket} ns over {filter:?}");
+    }
+}
 
+/// Every grouped count and the histogram of alerts of `filter` against the reference.
+fn check_alert_groups(store: &dyn Store, alerts: &[(EventId, AlertFields)], filter: &AlertFilter) {
     type AlertKey = fn(&AlertFields) -> Option<String>;
     let alert_fields: [(AlertGroupField, AlertKey); 6] = [
         (AlertGroupField::Rule, |a| Some(a.rule.clone())),
@@ -1223,55 +1240,49 @@ pub fn grouping_and_histograms(h: &dyn Harness) {
         (AlertGroupField::User, |a| Some(a.username.clone())),
         (AlertGroupField::Policy, |a| Some(a.policy.clone())),
     ];
-    let alert_filter = AlertFilter {
-        min_priority: Some(Priority::Error),
-        ..AlertFilter::default()
-    };
-    for filter in [AlertFilter::default(), alert_filter] {
-        for (field, key) in &alert_fields {
-            let matching = alerts
-                .iter()
-                .filter(|(_, a)| alert_matches(&filter, a))
-                .map(|(_, a)| a);
-            let mut want = reference_groups(matching.map(key), 100);
-            let got = ok(store.group_alerts(&filter, *field, 100), "group_alerts");
-            if *field == AlertGroupField::Priority {
-                // Ties among priorities are ordered by number, not by name.
-                let rank = |g: &GroupCount| {
-                    g.key
-                        .as_deref()
-                        .and_then(|k| k.parse::<Priority>().ok())
-                        .map(|p| p.number())
-                        .unwrap_or(9)
-                };
-                want.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| rank(a).cmp(&rank(b))));
-            }
-            assert_eq!(got, want, "alert group by {field:?} over {filter:?}");
-        }
-        let bucket = 120 * SECOND;
-        let mut times: Vec<i64> = alerts
+    for (field, key) in &alert_fields {
+        let matching = alerts
             .iter()
-            .filter(|(_, a)| alert_matches(&filter, a))
-            .map(|(_, a)| a.time_ns)
-            .collect();
-        times.sort_unstable();
-        let mut want: Vec<HistogramBucket> = Vec::new();
-        for t in times {
-            let start = HistogramBucket::start_of(t, bucket);
-            match want.last_mut() {
-                Some(b) if b.start_ns == start => b.count += 1,
-                _ => want.push(HistogramBucket {
-                    start_ns: start,
-                    count: 1,
-                }),
-            }
+            .filter(|(_, a)| alert_matches(filter, a))
+            .map(|(_, a)| a);
+        let mut want = reference_groups(matching.map(key), 100);
+        let got = ok(store.group_alerts(filter, *field, 100), "group_alerts");
+        if *field == AlertGroupField::Priority {
+            // Ties among priorities are ordered by number, not by name.
+            let rank = |g: &GroupCount| {
+                g.key
+                    .as_deref()
+                    .and_then(|k| k.parse::<Priority>().ok())
+                    .map(|p| p.number())
+                    .unwrap_or(9)
+            };
+            want.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| rank(a).cmp(&rank(b))));
         }
-        assert_eq!(
-            ok(store.histogram_alerts(&filter, bucket), "histogram_alerts"),
-            want,
-            "alert histogram"
-        );
+        assert_eq!(got, want, "alert group by {field:?} over {filter:?}");
     }
+    let bucket = 120 * SECOND;
+    let mut times: Vec<i64> = alerts
+        .iter()
+        .filter(|(_, a)| alert_matches(filter, a))
+        .map(|(_, a)| a.time_ns)
+        .collect();
+    times.sort_unstable();
+    let mut want: Vec<HistogramBucket> = Vec::new();
+    for t in times {
+        let start = HistogramBucket::start_of(t, bucket);
+        match want.last_mut() {
+            Some(b) if b.start_ns == start => b.count += 1,
+            _ => want.push(HistogramBucket {
+                start_ns: start,
+                count: 1,
+            }),
+        }
+    }
+    assert_eq!(
+        ok(store.histogram_alerts(filter, bucket), "histogram_alerts"),
+        want,
+        "alert histogram over {filter:?}"
+    );
 }
 
 /// Retention deletes events and alerts older than the cutoff, in chunks, and nothing newer.
@@ -1719,4 +1730,472 @@ pub fn bounded_counts(h: &dyn Harness) {
     check_all();
     h.settle();
     check_all();
+}
+
+/// Random text of at least `bytes` bytes that no compressor shrinks: ASCII letters, digits and
+/// punctuation mixed with two-, three- and four-byte characters. (PostgreSQL stores a value of
+/// a few kilobytes in an index entry only if it compresses to under 2.7 KB.)
+fn incompressible(rng: &mut Rng, bytes: usize) -> String {
+    let alphabet: Vec<char> =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:/_%@ \u{e9}\u{df}\u{65e5}\u{1F600}"
+            .chars()
+            .collect();
+    let mut text = String::with_capacity(bytes + 4);
+    while text.len() < bytes {
+        text.push(alphabet[(rng.next() % alphabet.len() as u64) as usize]);
+    }
+    text
+}
+
+/// Three values of one field: a random one of 10 to 100 KB, a second one as long that shares
+/// its first 2,000 characters, and its first 300 characters, as a value of its own.
+fn long_values(rng: &mut Rng) -> [String; 3] {
+    let bytes = 10_000 + (rng.next() % 90_001) as usize;
+    let long = incompressible(rng, bytes);
+    let head: String = long.chars().take(2000).collect();
+    let sibling = head + &incompressible(rng, bytes);
+    let short: String = long.chars().take(300).collect();
+    [long, sibling, short]
+}
+
+/// `text`'s characters `from..from + n`.
+fn chars(text: &str, from: usize, n: usize) -> String {
+    text.chars().skip(from).take(n).collect()
+}
+
+/// Regression for issue 4 ("the server never stores half a batch and never falls over on
+/// hostile input"): one event whose values are longer than an index entry can hold must not
+/// fail its batch, or the sender retries that batch forever and the cluster's audit stream
+/// stops. A batch of such events and alerts, among ordinary ones, commits whole; a retry
+/// stores nothing twice; every filter, grouped count and histogram finds them exactly as the
+/// reference does (values sharing their first thousands of characters stay apart), before and
+/// after the backend's derived structures catch up, and after retention deleted some.
+pub fn issue_4_long_values(h: &dyn Harness) {
+    let store = h.store();
+    let mut rng = Rng(4);
+    let clusters = long_values(&mut rng);
+    let intake = ok(
+        store.create_intake(&NewIntake {
+            name: "long".to_owned(),
+            cluster: clusters[0].clone(),
+            key_hash: KeyHash::of_secret("long"),
+            created_ns: T0,
+        }),
+        "create_intake",
+    );
+    assert_eq!(
+        ok(store.get_intake(intake.id), "get_intake").map(|i| i.cluster),
+        Some(clusters[0].clone())
+    );
+    let users = long_values(&mut rng);
+    let groups = long_values(&mut rng);
+    let verbs = long_values(&mut rng);
+    let resources = long_values(&mut rng);
+    let subresources = long_values(&mut rng);
+    let namespaces = long_values(&mut rng);
+    let names = long_values(&mut rng);
+    let source_ips = long_values(&mut rng);
+    let agents = long_values(&mut rng);
+    let decisions = long_values(&mut rng);
+    let api_groups = long_values(&mut rng);
+    let rules = long_values(&mut rng);
+    let policies = long_values(&mut rng);
+
+    // Ordinary events around the long ones, in the same batch.
+    let (mut events, mut alerts) = fixture(60, 41);
+    for k in 0..15 {
+        let at = events[k * 4].fields.time_ns + SECOND / 2;
+        let mut e = event(&pick(&mut rng, &clusters), "", at);
+        let f = &mut e.fields;
+        f.intake_id = (f.cluster == clusters[0]).then_some(intake.id);
+        f.audit_id = incompressible(&mut rng, 10_000);
+        f.username = pick(&mut rng, &users);
+        f.groups = vec![pick(&mut rng, &groups), "system:authenticated".to_owned()];
+        f.verb = pick(&mut rng, &verbs);
+        f.resource = Some(pick(&mut rng, &resources));
+        f.subresource = Some(pick(&mut rng, &subresources));
+        f.namespace = Some(pick(&mut rng, &namespaces));
+        f.name = Some(pick(&mut rng, &names));
+        f.api_group = Some(pick(&mut rng, &api_groups));
+        f.source_ip = Some(pick(&mut rng, &source_ips));
+        f.user_agent = Some(pick(&mut rng, &agents));
+        f.decision = Some(pick(&mut rng, &decisions));
+        f.response_code = Some(if k % 3 == 0 { 403 } else { 200 });
+        f.request_uri = format!("/api/v1/{}", incompressible(&mut rng, 20_000));
+        f.impersonated_user = Some(pick(&mut rng, &users));
+        let e = with_raw(e.fields);
+        if k % 2 == 0 {
+            let mut a = alert(&e, events.len(), &pick(&mut rng, &rules), priorities_of(k));
+            a.fields.policy = pick(&mut rng, &policies);
+            alerts.push(a);
+        }
+        events.push(e);
+    }
+    // An alert with long values on an ordinary event.
+    let mut a = alert(&events[7], 7, &rules[0], Priority::Critical);
+    a.fields.namespace = Some(namespaces[0].clone());
+    a.fields.username = users[0].clone();
+    a.fields.cluster = clusters[0].clone();
+    alerts.push(a);
+
+    let outcome = insert(store, &events, &alerts);
+    let ids = new_ids(&outcome);
+    assert!(ids.iter().all(Option::is_some), "every event stored: {outcome:?}");
+    assert_eq!(outcome.alerts_stored, alerts.len(), "every alert stored");
+    let retry = insert(store, &events, &alerts);
+    assert_eq!(retry.new_count(), 0, "a retried batch stores nothing");
+    assert_eq!(retry.alerts_stored, 0, "a retried batch stores no alert");
+    let through_intake = events.iter().filter(|e| e.fields.intake_id.is_some()).count() as u64;
+    assert_eq!(
+        ok(store.get_intake(intake.id), "get_intake").map(|i| i.event_count),
+        Some(through_intake)
+    );
+
+    let mut reference: Vec<StoredEvent> = events
+        .iter()
+        .zip(&ids)
+        .filter_map(|(e, id)| {
+            id.map(|id| StoredEvent {
+                id,
+                fields: e.fields.clone(),
+            })
+        })
+        .collect();
+    let stored_alerts = all_alerts(store, &AlertFilter::default(), 1000);
+    assert_eq!(stored_alerts.len(), alerts.len());
+    let mut alert_reference: Vec<(i64, EventId, AlertFields)> = stored_alerts
+        .iter()
+        .map(|a| (a.id.0, a.event_id, a.fields.clone()))
+        .collect();
+    for a in &alerts {
+        let event_id = ids[a.event_index];
+        assert!(
+            alert_reference
+                .iter()
+                .any(|(_, e, f)| Some(*e) == event_id && *f == a.fields),
+            "alert on event {} stored as sent",
+            a.event_index
+        );
+    }
+    let long_one = reference.len() - 1;
+    let full = ok(store.get_event(reference[long_one].id), "get_event");
+    assert_eq!(full.map(|f| f.event), Some(reference[long_one].clone()));
+
+    let s = |v: &str| Some(v.to_owned());
+    let exact = |v: &str| Some(UserMatch::Exact(v.to_owned()));
+    let prefix = |v: String| Some(UserMatch::Prefix(v));
+    let base = EventFilter::default;
+    let mut cases: Vec<(String, EventFilter)> = Vec::new();
+    for (which, i) in [("long", 0), ("sibling", 1), ("head", 2)] {
+        let mut case = |field: &str, filter: EventFilter| cases.push((format!("{field} ({which})"), filter));
+        case(
+            "cluster",
+            EventFilter {
+                cluster: s(&clusters[i]),
+                ..base()
+            },
+        );
+        case(
+            "user exact",
+            EventFilter {
+                user: exact(&users[i]),
+                ..base()
+            },
+        );
+        case(
+            "user prefix, whole value",
+            EventFilter {
+                user: prefix(users[i].clone()),
+                ..base()
+            },
+        );
+        case(
+            "group",
+            EventFilter {
+                group: s(&groups[i]),
+                ..base()
+            },
+        );
+        case(
+            "verb",
+            EventFilter {
+                verb: s(&verbs[i]),
+                ..base()
+            },
+        );
+        case(
+            "resource",
+            EventFilter {
+                resource: s(&resources[i]),
+                ..base()
+            },
+        );
+        case(
+            "subresource",
+            EventFilter {
+                subresource: s(&subresources[i]),
+                ..base()
+            },
+        );
+        case(
+            "namespace",
+            EventFilter {
+                namespace: s(&namespaces[i]),
+                ..base()
+            },
+        );
+        case(
+            "name",
+            EventFilter {
+                name: s(&names[i]),
+                ..base()
+            },
+        );
+        case(
+            "source ip",
+            EventFilter {
+                source_ip: s(&source_ips[i]),
+                ..base()
+            },
+        );
+        case(
+            "decision",
+            EventFilter {
+                decision: s(&decisions[i]),
+                ..base()
+            },
+        );
+        case(
+            "user agent, whole value",
+            EventFilter {
+                user_agent_contains: s(&agents[i]),
+                ..base()
+            },
+        );
+        case(
+            "namespace and response code",
+            EventFilter {
+                namespace: s(&namespaces[i]),
+                response_code: Some(200),
+                ..base()
+            },
+        );
+    }
+    let more: Vec<(&str, EventFilter)> = vec![
+        (
+            "user exact, a character more",
+            EventFilter {
+                user: exact(&format!("{}x", users[0])),
+                ..base()
+            },
+        ),
+        (
+            "user exact, a character less",
+            EventFilter {
+                user: exact(&chars(&users[0], 0, users[0].chars().count() - 1)),
+                ..base()
+            },
+        ),
+        (
+            "user prefix of 100 characters",
+            EventFilter {
+                user: prefix(chars(&users[0], 0, 100)),
+                ..base()
+            },
+        ),
+        (
+            "user prefix of 1,000 characters",
+            EventFilter {
+                user: prefix(chars(&users[0], 0, 1000)),
+                ..base()
+            },
+        ),
+        (
+            "user prefix of 2,500 characters",
+            EventFilter {
+                user: prefix(chars(&users[0], 0, 2500)),
+                ..base()
+            },
+        ),
+        (
+            "user prefix of the sibling's 2,500",
+            EventFilter {
+                user: prefix(chars(&users[1], 0, 2500)),
+                ..base()
+            },
+        ),
+        (
+            "user agent, deep inside, any case",
+            EventFilter {
+                user_agent_contains: s(&chars(&agents[0], 5000, 20).to_ascii_uppercase()),
+                ..base()
+            },
+        ),
+        (
+            "user agent, its start",
+            EventFilter {
+                user_agent_contains: s(&chars(&agents[1], 0, 30)),
+                ..base()
+            },
+        ),
+        (
+            "text deep in the request uri",
+            EventFilter {
+                text: s(&chars(&events[62].fields.request_uri, 7000, 30).to_ascii_lowercase()),
+                ..base()
+            },
+        ),
+        (
+            "text deep in the name",
+            EventFilter {
+                text: s(&chars(&names[1], 6000, 25)),
+                ..base()
+            },
+        ),
+        (
+            "cluster, user prefix and response code",
+            EventFilter {
+                cluster: s(&clusters[1]),
+                user: prefix(chars(&users[0], 0, 100)),
+                response_code: Some(200),
+                ..base()
+            },
+        ),
+        (
+            "time and cluster",
+            EventFilter {
+                time: TimeRange::between(events[10].fields.time_ns, events[50].fields.time_ns),
+                cluster: s(&clusters[1]),
+                ..base()
+            },
+        ),
+    ];
+    cases.extend(more.into_iter().map(|(name, filter)| (name.to_owned(), filter)));
+    let alert_cases: Vec<(String, AlertFilter)> = [("long", 0), ("sibling", 1), ("head", 2)]
+        .into_iter()
+        .flat_map(|(which, i)| {
+            let a = AlertFilter::default;
+            [
+                (
+                    "rule",
+                    AlertFilter {
+                        rule: s(&rules[i]),
+                        ..a()
+                    },
+                ),
+                (
+                    "namespace",
+                    AlertFilter {
+                        namespace: s(&namespaces[i]),
+                        ..a()
+                    },
+                ),
+                (
+                    "user",
+                    AlertFilter {
+                        user: s(&users[i]),
+                        ..a()
+                    },
+                ),
+                (
+                    "cluster",
+                    AlertFilter {
+                        cluster: s(&clusters[i]),
+                        ..a()
+                    },
+                ),
+                (
+                    "policy",
+                    AlertFilter {
+                        policy: s(&policies[i]),
+                        ..a()
+                    },
+                ),
+                (
+                    "rule and priority",
+                    AlertFilter {
+                        rule: s(&rules[i]),
+                        min_priority: Some(Priority::Error),
+                        ..a()
+                    },
+                ),
+            ]
+            .map(|(field, filter)| (format!("alert {field} ({which})"), filter))
+        })
+        .collect();
+    let window = TimeRange::between(events[12].fields.time_ns, events[44].fields.time_ns);
+    let group_filters: Vec<EventFilter> = vec![
+        base(),
+        EventFilter {
+            time: window,
+            ..base()
+        },
+        EventFilter {
+            time: window,
+            cluster: s(&clusters[0]),
+            ..base()
+        },
+        EventFilter {
+            cluster: s(&clusters[1]),
+            ..base()
+        },
+        EventFilter {
+            user: exact(&users[0]),
+            ..base()
+        },
+    ];
+
+    let check_all = |reference: &[StoredEvent], alert_reference: &[(i64, EventId, AlertFields)]| {
+        for (name, filter) in &cases {
+            check_event_filter(store, reference, name, filter.clone());
+        }
+        for (name, filter) in &alert_cases {
+            check_alert_filter(store, alert_reference, name, filter.clone());
+        }
+        for filter in &group_filters {
+            check_event_groups(store, reference, filter);
+        }
+        let alerts: Vec<(EventId, AlertFields)> =
+            alert_reference.iter().map(|(_, e, f)| (*e, f.clone())).collect();
+        for filter in alert_cases
+            .iter()
+            .map(|(_, f)| f)
+            .chain([&AlertFilter::default()])
+        {
+            check_alert_groups(store, &alerts, filter);
+        }
+    };
+    // Each case must find events of the long ones (or none by design).
+    for (name, filter) in &cases {
+        let found = reference
+            .iter()
+            .filter(|e| event_matches(filter, &e.fields))
+            .count();
+        assert!(
+            found > 0 || name.contains("a character") || name.contains("(head)"),
+            "case {name} matches nothing in the fixture"
+        );
+    }
+    check_all(&reference, &alert_reference);
+    h.settle();
+    check_all(&reference, &alert_reference);
+
+    // Retention deletes some of them; what is left is still found, counted and grouped.
+    let cutoff = events[30].fields.time_ns;
+    ok(store.purge_before(cutoff, 7), "purge_before");
+    reference.retain(|e| e.fields.time_ns >= cutoff);
+    alert_reference.retain(|(_, _, a)| a.time_ns >= cutoff);
+    check_all(&reference, &alert_reference);
+    h.settle();
+    check_all(&reference, &alert_reference);
+}
+
+/// One of `values`, at random.
+fn pick(rng: &mut Rng, values: &[String; 3]) -> String {
+    values[(rng.next() % 3) as usize].clone()
+}
+
+/// A priority for the `k`th alert of a fixture.
+fn priorities_of(k: usize) -> Priority {
+    [Priority::Critical, Priority::Warning, Priority::Error][k % 3]
 }
