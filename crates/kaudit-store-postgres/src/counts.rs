@@ -10,6 +10,10 @@
 //! from the events: the piece itself, or its whole minute minus the rest of that minute,
 //! whichever is shorter. All of it is one statement, so one snapshot: whatever the compaction
 //! and the writers do meanwhile, the answer is the row scan's.
+//!
+//! A stored count is keyed by 16-byte digests of its cluster (since schema version 4) and its
+//! value, never by the text itself: a btree entry cannot hold a value of a few kilobytes, and a
+//! compaction that failed on one would never succeed again.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -202,13 +206,19 @@ fn parts(plan: &Plan, w: &mut Where, dim: i16, cluster: Option<&String>, keys: &
             .as_ref()
             .map_or(String::new(), |p| format!(" AND {column} = {p}"))
     };
+    // The stored counts are keyed by the cluster's digest (schema version 4): the key narrows,
+    // the cluster decides.
+    let on_cluster_key = cluster.as_ref().map_or(String::new(), |p| {
+        format!(
+            " AND cluster_key = substring(sha256(convert_to({p}, 'UTF8')) FROM 1 FOR 16) AND cluster = {p}"
+        )
+    });
     let mut parts = Vec::new();
     for &(level, first, end) in &plan.buckets {
         let (a, b) = (w.param(first), w.param(end));
         parts.push(format!(
-            "SELECT {}, n FROM event_counts WHERE dim = {dim} AND level = {level} AND bucket >= {a} AND bucket < {b}{}",
+            "SELECT {}, n FROM event_counts WHERE dim = {dim} AND level = {level} AND bucket >= {a} AND bucket < {b}{on_cluster_key}",
             keys.counts,
-            on_cluster("cluster")
         ));
     }
     if let Some((first, end)) = plan.minutes {

@@ -31,6 +31,13 @@
 //! these are checked row by row while matches are common and asked of their indexes once they
 //! prove rare (see `read.rs`).
 //!
+//! No index key holds a value of unbounded length (schema version 4): a btree entry holds at
+//! most 2.7 KB, and an event or alert with a longer value it cannot compress would otherwise
+//! fail its whole batch, which the sender then retries forever. The indexes above hold values
+//! of up to 2000 bytes (all real ones), and a `_long` index beside each holds the first 500
+//! characters of longer values; each condition names the one that can hold its value, and the
+//! column decides (see `read.rs`).
+//!
 //! # Event counts
 //!
 //! Grouped counts, histograms and counts whose filter is a time range and at most a cluster

@@ -32,6 +32,11 @@ pub static MIGRATIONS: &[Migration] = &[
         name: "event_counts",
         sql: include_str!("../migrations/0003_event_counts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "bounded_index_keys",
+        sql: include_str!("../migrations/0004_bounded_index_keys.sql"),
+    },
 ];
 
 /// Advisory lock key serializing migrations of concurrent kaudit processes ("kaudit" in ASCII).

@@ -68,6 +68,15 @@ impl Where {
         }
     }
 
+    /// `column = value` for a column with an index for short values and one for long ones
+    /// ([`LONG_BYTES`]).
+    fn split_equals(&mut self, column: &str, value: &Option<String>) {
+        if let Some(value) = value {
+            let p = self.param(value.clone());
+            self.conditions.push(split_equality(column, &p, value));
+        }
+    }
+
     fn time(&mut self, column: &str, range: &TimeRange) {
         if let Some(from) = range.from_ns {
             let p = self.param(from);
@@ -100,6 +109,52 @@ impl Where {
             .iter()
             .map(|(value, ty)| (value.as_ref(), ty.clone()))
             .collect()
+    }
+}
+
+/// Values of more bytes than this are long (migration `0004_bounded_index_keys.sql`): a btree
+/// entry holds at most 2704 bytes, and an event with a longer value that does not compress
+/// must not fail its batch. Each indexed text column has an index of its values up to this
+/// length (all real ones), the index of version 3 made partial, and a `_long` index of the
+/// first [`LONG_KEY_CHARS`] characters of longer values ([`long_key`]). A condition names the
+/// one index that can hold its value, with the length condition of that index, so that
+/// PostgreSQL may use it.
+///
+/// Lengths are compared in Rust as UTF-8 and in SQL as the database's encoding: the store
+/// needs a UTF-8 database (or `SQL_ASCII`, which stores the bytes as sent), the only ones
+/// that hold any text an event may carry.
+const LONG_BYTES: usize = 2000;
+
+/// Characters of a long value that its `_long` index holds: at most 2000 bytes of UTF-8.
+const LONG_KEY_CHARS: usize = 500;
+
+/// The key of `column`'s `_long` index, spelled as the index spells it.
+fn long_key(column: &str) -> String {
+    format!("left({column}, {LONG_KEY_CHARS})")
+}
+
+/// `column` is short: the predicate of its index of short values.
+fn short(column: &str) -> String {
+    format!("octet_length({column}) <= {LONG_BYTES}")
+}
+
+/// `column` is long: the predicate of its `_long` index.
+fn long(column: &str) -> String {
+    format!("octet_length({column}) > {LONG_BYTES}")
+}
+
+/// `column = p` (`p` the marker of the parameter `value`) in the form the index that can hold
+/// `value` serves: for a short value the index of version 3 (plans and estimates as they
+/// were); for a long one, its first characters in the `_long` index, and the column decides.
+fn split_equality(column: &str, p: &str, value: &str) -> String {
+    if value.len() <= LONG_BYTES {
+        format!("{column} = {p} AND {}", short(column))
+    } else {
+        format!(
+            "{} = left({p}, {LONG_KEY_CHARS}) AND {column} = {p} AND {}",
+            long_key(column),
+            long(column)
+        )
     }
 }
 
@@ -161,33 +216,117 @@ fn has_unordered(filter: &EventFilter) -> bool {
 }
 
 impl Where {
-    /// `column = value` for a column with a single-column index (see [`Unordered`]).
+    /// `column = value` for a column with single-column indexes (see [`Unordered`] and
+    /// [`LONG_BYTES`]).
     fn unordered_equals(&mut self, column: &str, value: &Option<String>, how: Unordered) {
         if let Some(value) = value {
             let p = self.param(value.clone());
             self.conditions.push(match how {
                 Unordered::Walk => format!("({column} || '') = {p}"),
-                Unordered::Indexed => format!("{column} = {p}"),
+                Unordered::Indexed => split_equality(column, &p, value),
             });
         }
     }
 }
 
-/// The filter's conditions. With [`Unordered::Indexed`], `agents` (when known) are the stored
-/// user agents containing the user-agent substring ([`agents_containing`]).
-fn event_where(filter: &EventFilter, how: Unordered, agents: Option<&[String]>) -> Where {
+/// What a filter's conditions take from the store besides the filter itself.
+#[derive(Default)]
+struct Lookups {
+    /// The stored user agents a user-agent substring may match ([`agents_containing`]), when
+    /// looked up and not too many.
+    agents: Option<Agents>,
+    /// Whether some long user name may start with the user-name prefix
+    /// ([`long_users_with_prefix`]).
+    long_users: bool,
+}
+
+impl Lookups {
+    /// The lookups every kind of condition needs but the user agents.
+    fn of(client: &mut Client, filter: &EventFilter) -> Result<Lookups> {
+        Ok(Lookups {
+            agents: None,
+            long_users: long_users_with_prefix(client, filter)?,
+        })
+    }
+}
+
+/// The user-name prefix condition over the user names of the index of short values
+/// ([`LONG_BYTES`]): a range of that index, the prefix's marker `p`, `high` the range's end.
+fn short_users_with_prefix(p: &str, high: &str) -> String {
+    format!(
+        "e.username >= {p} AND e.username < {high} AND {}",
+        short("e.username")
+    )
+}
+
+/// The user-name prefix condition over long user names: a range of their `_long` index (all
+/// user names that start with the prefix's first characters), `p` the prefix's marker and
+/// `last` that of the greatest character.
+fn long_users_with_prefix_condition(p: &str, last: &str) -> String {
+    let key = long_key("e.username");
+    format!(
+        "{key} >= left({p}, {LONG_KEY_CHARS}) AND {key} < (left({p}, {LONG_KEY_CHARS}) || {last}) AND {}",
+        long("e.username")
+    )
+}
+
+/// The greatest character: a string that starts with a prefix sorts before the prefix
+/// followed by it (unless that very character comes next).
+const LAST_CHAR: &str = "\u{10FFFF}";
+
+/// Whether some long user name starts with the filter's user-name prefix (a probe of the
+/// `_long` index, which is empty in any store that never received one). Only then does the
+/// prefix condition look at long user names too: an `OR` of the two ranges would keep
+/// PostgreSQL from walking the index of short values in time order.
+fn long_users_with_prefix(client: &mut Client, filter: &EventFilter) -> Result<bool> {
+    let Some(UserMatch::Prefix(prefix)) = &filter.user else {
+        return Ok(false);
+    };
+    if prefix.is_empty() || prefix.len() > LONG_BYTES {
+        return Ok(false);
+    }
+    let fail = sql_error("looking for long user names");
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM events e WHERE {} AND starts_with(e.username, $1))",
+        long_users_with_prefix_condition("$1", "$2")
+    );
+    let prefix = prefix.clone();
+    let last = LAST_CHAR.to_owned();
+    client
+        .query_typed_one(&sql, &[(&prefix, Type::TEXT), (&last, Type::TEXT)])
+        .and_then(|row| row.try_get(0))
+        .map_err(fail)
+}
+
+/// The filter's conditions. With [`Unordered::Indexed`], the user agents (when known) are
+/// those that may contain the user-agent substring ([`agents_containing`]).
+fn event_where(filter: &EventFilter, how: Unordered, lookups: &Lookups) -> Where {
     let mut w = Where::default();
     w.time("e.time_ns", &filter.time);
     w.unordered_equals("e.cluster", &filter.cluster, how);
     match &filter.user {
-        Some(UserMatch::Exact(user)) => w.equals("e.username", &Some(user.clone())),
+        Some(UserMatch::Exact(user)) => w.split_equals("e.username", &Some(user.clone())),
         Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
-            let low = w.param(prefix.clone());
-            let high = w.param(format!("{prefix}\u{10FFFF}"));
-            let exact = w.param(prefix.clone());
-            w.conditions.push(format!(
-                "e.username >= {low} AND e.username < {high} AND starts_with(e.username, {exact})"
-            ));
+            let p = w.param(prefix.clone());
+            let range = if prefix.len() > LONG_BYTES {
+                // Only a long user name can start with a long prefix.
+                let last = w.param(LAST_CHAR.to_owned());
+                long_users_with_prefix_condition(&p, &last)
+            } else {
+                let high = w.param(format!("{prefix}{LAST_CHAR}"));
+                let shorts = short_users_with_prefix(&p, &high);
+                if lookups.long_users {
+                    let last = w.param(LAST_CHAR.to_owned());
+                    format!(
+                        "(({shorts}) OR ({}))",
+                        long_users_with_prefix_condition(&p, &last)
+                    )
+                } else {
+                    shorts
+                }
+            };
+            w.conditions
+                .push(format!("{range} AND starts_with(e.username, {p})"));
         }
         Some(UserMatch::Prefix(_)) | None => {}
     }
@@ -200,15 +339,26 @@ fn event_where(filter: &EventFilter, how: Unordered, agents: Option<&[String]>) 
         });
     }
     w.unordered_equals("e.verb", &filter.verb, how);
-    w.equals("e.resource", &filter.resource);
+    w.split_equals("e.resource", &filter.resource);
     w.unordered_equals("e.subresource", &filter.subresource, how);
-    w.equals("e.namespace", &filter.namespace);
-    w.equals("e.name", &filter.name);
-    w.equals("e.source_ip", &filter.source_ip);
+    w.split_equals("e.namespace", &filter.namespace);
+    w.split_equals("e.name", &filter.name);
+    w.split_equals("e.source_ip", &filter.source_ip);
     if let Some(agent) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
-        if let (Unordered::Indexed, Some(agents)) = (how, agents) {
-            let p = w.param(agents.to_vec());
-            w.conditions.push(format!("e.user_agent = ANY({p})"));
+        if let (Unordered::Indexed, Some(agents)) = (how, &lookups.agents) {
+            let shorts = w.param(agents.short.clone());
+            let shorts = format!("e.user_agent = ANY({shorts}) AND {}", short("e.user_agent"));
+            let condition = if agents.long.is_empty() {
+                shorts
+            } else {
+                let longs = w.param(agents.long.clone());
+                format!(
+                    "(({shorts}) OR ({} = ANY({longs}) AND {}))",
+                    long_key("e.user_agent"),
+                    long("e.user_agent")
+                )
+            };
+            w.conditions.push(condition);
         }
         // The columns use the "C" collation, under which lower() changes ASCII letters only.
         let p = w.param(ascii_lower(agent));
@@ -245,23 +395,51 @@ fn event_where(filter: &EventFilter, how: Unordered, agents: Option<&[String]>) 
 /// values for the `events_user_agent` index; beyond that the substring is checked row by row.
 const MAX_AGENTS: i64 = 2000;
 
-/// The stored user agents containing `needle` (ASCII case-insensitive), found by walking the
-/// distinct values of the `events_user_agent` index (one index descent each); `None` when
-/// there are more than [`MAX_AGENTS`] distinct user agents.
-fn agents_containing(client: &mut Client, needle: &str) -> Result<Option<Vec<String>>> {
+/// The stored user agents that may contain a user-agent substring.
+#[derive(Clone, Debug, Default)]
+struct Agents {
+    /// Short user agents ([`LONG_BYTES`]) containing it.
+    short: Vec<String>,
+    /// The [`long_key`] of every long user agent: their rows decide.
+    long: Vec<String>,
+}
+
+/// The stored user agents that may contain `needle` (ASCII case-insensitive), found by walking
+/// the distinct values of the `events_user_agent` index and of its `_long` index (one index
+/// descent each); `None` when there are more than [`MAX_AGENTS`] distinct ones.
+fn agents_containing(client: &mut Client, needle: &str) -> Result<Option<Agents>> {
     let fail = sql_error("listing the stored user agents");
+    let (is_short, is_long) = (short("user_agent"), long("user_agent"));
+    let (e_is_short, e_is_long) = (short("e.user_agent"), long("e.user_agent"));
+    let (key, e_key) = (long_key("user_agent"), long_key("e.user_agent"));
     let row = client
         .query_typed_one(
-            "WITH RECURSIVE agents(agent) AS (
-                 (SELECT user_agent FROM events WHERE user_agent IS NOT NULL ORDER BY user_agent LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT e.user_agent FROM events e WHERE e.user_agent > agents.agent
-                         ORDER BY e.user_agent LIMIT 1)
-                 FROM agents WHERE agents.agent IS NOT NULL
-             ),
-             walked AS (SELECT agent FROM agents WHERE agent IS NOT NULL LIMIT $1)
-             SELECT COUNT(*), COALESCE(array_agg(agent) FILTER (WHERE strpos(lower(agent), $2) > 0), '{}')
-             FROM walked",
+            &format!(
+                "WITH RECURSIVE short_agents(agent) AS (
+                     (SELECT user_agent FROM events WHERE user_agent IS NOT NULL AND {is_short}
+                      ORDER BY user_agent LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT e.user_agent FROM events e WHERE e.user_agent > a.agent AND {e_is_short}
+                             ORDER BY e.user_agent LIMIT 1)
+                     FROM short_agents a WHERE a.agent IS NOT NULL
+                 ),
+                 long_agents(agent) AS (
+                     (SELECT {key} FROM events WHERE {is_long} ORDER BY {key} LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT {e_key} FROM events e WHERE {e_key} > a.agent AND {e_is_long}
+                             ORDER BY {e_key} LIMIT 1)
+                     FROM long_agents a WHERE a.agent IS NOT NULL
+                 ),
+                 walked AS (
+                     (SELECT false AS long, agent FROM short_agents WHERE agent IS NOT NULL LIMIT $1)
+                     UNION ALL
+                     (SELECT true, agent FROM long_agents WHERE agent IS NOT NULL LIMIT $1)
+                 )
+                 SELECT COUNT(*),
+                        COALESCE(array_agg(agent) FILTER (WHERE NOT long AND strpos(lower(agent), $2) > 0), '{{}}'),
+                        COALESCE(array_agg(agent) FILTER (WHERE long), '{{}}')
+                 FROM walked"
+            ),
             &[
                 (&(MAX_AGENTS + 1), Type::INT8),
                 (&ascii_lower(needle), Type::TEXT),
@@ -272,16 +450,19 @@ fn agents_containing(client: &mut Client, needle: &str) -> Result<Option<Vec<Str
     if walked > MAX_AGENTS {
         return Ok(None);
     }
-    Ok(Some(row.try_get(1).map_err(&fail)?))
+    Ok(Some(Agents {
+        short: row.try_get(1).map_err(&fail)?,
+        long: row.try_get(2).map_err(&fail)?,
+    }))
 }
 
-/// [`event_where`] with [`Unordered::Indexed`], the user agents looked up when needed.
+/// [`event_where`] with [`Unordered::Indexed`], what it needs looked up.
 fn indexed_event_where(client: &mut Client, filter: &EventFilter) -> Result<Where> {
-    let agents = match filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
-        Some(needle) => agents_containing(client, needle)?,
-        None => None,
-    };
-    Ok(event_where(filter, Unordered::Indexed, agents.as_deref()))
+    let mut lookups = Lookups::of(client, filter)?;
+    if let Some(needle) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
+        lookups.agents = agents_containing(client, needle)?;
+    }
+    Ok(event_where(filter, Unordered::Indexed, &lookups))
 }
 
 fn alert_where(filter: &AlertFilter) -> Where {
@@ -291,7 +472,7 @@ fn alert_where(filter: &AlertFilter) -> Where {
         let p = w.param(i16::from(min.number()));
         w.conditions.push(format!("a.priority <= {p}"));
     }
-    w.equals("a.rule", &filter.rule);
+    w.split_equals("a.rule", &filter.rule);
     w.equals("a.policy", &filter.policy);
     w.equals("a.cluster", &filter.cluster);
     w.equals("a.namespace", &filter.namespace);
@@ -553,17 +734,15 @@ pub(crate) fn search_events(
             Conditions::TimeOrdered
         },
     };
-    let mut agents: Option<Option<Vec<String>>> = None;
+    let mut lookups = Lookups::of(client, filter)?;
+    let mut agents_looked_up = false;
     let mut where_for = |client: &mut Client, how| {
         let needle = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty());
-        let agents = match (how, needle) {
-            (Unordered::Indexed, Some(needle)) => match &agents {
-                Some(known) => known.as_deref(),
-                None => agents.insert(agents_containing(client, needle)?).as_deref(),
-            },
-            _ => None,
-        };
-        let mut w = event_where(filter, how, agents);
+        if let (Unordered::Indexed, Some(needle), false) = (how, needle, agents_looked_up) {
+            lookups.agents = agents_containing(client, needle)?;
+            agents_looked_up = true;
+        }
+        let mut w = event_where(filter, how, &lookups);
         w.cursor("e.time_ns", "e.id", page.cursor);
         Ok(w)
     };
@@ -790,6 +969,25 @@ pub(crate) fn group_alerts(
                 .map(|p| p.falco_name().to_owned());
         }
         return Ok(groups);
+    }
+    if field == AlertGroupField::Rule {
+        // Short rules and long ones counted apart: the index of short rules gives them in
+        // order without reading the alerts (an index-only scan, as before version 4).
+        let with = |length: String| {
+            let mut conditions = w.conditions.clone();
+            conditions.push(length);
+            conditions.join(" AND ")
+        };
+        let sql = format!(
+            "SELECT k, SUM(n)::bigint AS n FROM (
+                 SELECT a.rule AS k, COUNT(*) AS n FROM alerts a WHERE {} GROUP BY a.rule
+                 UNION ALL
+                 SELECT a.rule, COUNT(*) FROM alerts a WHERE {} GROUP BY a.rule
+             ) AS parts GROUP BY k ORDER BY n DESC, k ASC NULLS FIRST LIMIT {limit}",
+            with(short("a.rule")),
+            with(long("a.rule"))
+        );
+        return grouped(client, &sql, &w);
     }
     let column = match field {
         AlertGroupField::Rule => "a.rule",

@@ -78,6 +78,16 @@ impl Harness for PgHarness {
         &self.store
     }
 
+    /// Moves the appended event counts into the stored ones (after the background compactor,
+    /// if it held the lock).
+    fn settle(&self) {
+        while !self
+            .store
+            .compact_event_counts()
+            .unwrap_or_else(|e| panic!("compact_event_counts: {e} ({e:?})"))
+        {}
+    }
+
     fn fail_inserts_of(&self, audit_id: &str) {
         let mut client = Client::connect(&self.schema.url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
         let s = &self.schema.name;
@@ -770,7 +780,10 @@ fn migration_fills_counts_of_stored_events() {
         false,
     )
     .unwrap_or_else(|e| panic!("open: {e}"));
-    assert_eq!(store.schema_version().ok(), Some(3));
+    assert_eq!(
+        store.schema_version().ok(),
+        migrations::MIGRATIONS.last().map(|m| m.version)
+    );
     assert_eq!(
         count_deltas(&url, &schema.name),
         0,
@@ -798,4 +811,385 @@ fn migration_fills_counts_of_stored_events() {
         };
         check_counts(&store, &stored, &filter, "migrated, then written");
     }
+}
+
+/// Every page of alerts of `filter`, ids newest first.
+fn every_alert_page(store: &PgStore, filter: &kaudit_store::AlertFilter) -> Vec<i64> {
+    use kaudit_store::AlertQuery;
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .search_alerts(filter, PageRequest { limit: 50, cursor })
+            .unwrap_or_else(|e| panic!("search alerts: {e}"));
+        ids.extend(page.items.iter().map(|a| a.id.0));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// A row of `event_counts`: dim, level, bucket, cluster, key, value, n.
+type CountRow = (i16, i16, i64, String, Vec<u8>, Option<String>, i64);
+
+/// The stored counts, in that order.
+fn stored_counts(url: &str, schema: &str) -> Vec<CountRow> {
+    let mut client = Client::connect(url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+    client
+        .query(
+            &format!(
+                "SELECT dim, level, bucket, cluster, key, value, n FROM {schema}.event_counts
+                 ORDER BY dim, level, bucket, cluster, key"
+            ),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("counts: {e}"))
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
+        .collect()
+}
+
+/// Issue 4: the migration to bounded index keys (schema version 4) on a store at version 3
+/// that holds events, alerts, stored counts and counts not yet compacted, among them values
+/// of kilobytes that version 3 could index because they compress well. Afterwards every
+/// search, count, grouped count and histogram answers as the stored rows say, the stored counts
+/// are the same rows, and an event with incompressible values of kilobytes is stored.
+#[test]
+fn issue_4_migration_to_bounded_index_keys_keeps_every_answer() {
+    use kaudit_store::{AlertFilter, AlertQuery, Insertion, NewEvent};
+    let Some(url) = database_url() else { return };
+    let schema = Schema {
+        url: url.clone(),
+        name: fresh_schema(),
+    };
+    let long_user = format!("oidc:{}", "ab".repeat(3000));
+    let long_cluster = format!("cluster-{}", "z".repeat(3000));
+    let long_rule = format!("Rule {}", "r".repeat(3000));
+    let long_agent = format!("agent/{}kubectl", "0123456789abcdef".repeat(600));
+    let (mut events, mut alerts) = testsuite::fixture(400, 19);
+    for (i, event) in events.iter_mut().enumerate().filter(|(i, _)| i % 7 == 0) {
+        let f = &mut event.fields;
+        f.username = long_user.clone();
+        f.name = Some(format!("name-{}-{}", "xy".repeat(2000), i % 3));
+        f.namespace = Some(format!("ns-{}", "q".repeat(3000)));
+        f.user_agent = Some(long_agent.clone());
+        f.verb = format!("verb-{}", "v".repeat(3000));
+        if i % 2 == 0 {
+            f.cluster = long_cluster.clone();
+        }
+        *event = testsuite::with_raw(f.clone());
+    }
+    for alert in alerts.iter_mut().filter(|a| a.event_index % 7 == 0) {
+        alert.fields.rule = long_rule.clone();
+    }
+    let mut ids: Vec<i64> = Vec::new();
+    let mut insert_v3 = |client: &mut Client, events: &[NewEvent], offset: usize| {
+        let batch_alerts: Vec<kaudit_store::NewAlert> = alerts
+            .iter()
+            .filter(|a| (offset..offset + events.len()).contains(&a.event_index))
+            .map(|a| kaudit_store::NewAlert {
+                event_index: a.event_index - offset,
+                fields: a.fields.clone(),
+            })
+            .collect();
+        let encoded =
+            crate::write::encode_batch(events, &batch_alerts, 1).unwrap_or_else(|e| panic!("encode: {e}"));
+        let outcome = crate::write::insert_batch(client, &encoded).unwrap_or_else(|e| panic!("insert: {e}"));
+        ids.extend(outcome.events.iter().map(|i| match i {
+            Insertion::New(id) => id.0,
+            Insertion::Duplicate => panic!("no duplicates were sent"),
+        }));
+    };
+    let before_counts;
+    {
+        let mut client = Client::connect(&url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA {0}; SET search_path TO {0}, public",
+                schema.name
+            ))
+            .unwrap_or_else(|e| panic!("schema: {e}"));
+        let version_3: Vec<Migration> = migrations::MIGRATIONS
+            .iter()
+            .copied()
+            .filter(|m| m.version <= 3)
+            .collect();
+        assert_eq!(migrations::migrate(&mut client, &version_3).ok(), Some(3));
+        // Stored counts, then counts appended after the last compaction.
+        insert_v3(&mut client, &events[..300], 0);
+        assert!(matches!(crate::counts::compact(&mut client), Ok(Some(_))));
+        insert_v3(&mut client, &events[300..], 300);
+        before_counts = stored_counts(&url, &schema.name);
+        assert!(before_counts.iter().any(|c| c.3 == long_cluster));
+    }
+    let store = PgStore::open(
+        PgConfig {
+            schema: Some(schema.name.clone()),
+            pool_size: 2,
+            ..PgConfig::new(url.clone())
+        },
+        false,
+    )
+    .unwrap_or_else(|e| panic!("open: {e}"));
+    assert_eq!(store.schema_version().ok(), Some(4));
+    assert_eq!(
+        stored_counts(&url, &schema.name),
+        before_counts,
+        "the stored counts are the same rows"
+    );
+
+    let check = |events: &[NewEvent], ids: &[i64], state: &str| {
+        let s = |v: &str| Some(v.to_owned());
+        let base = EventFilter::default;
+        let cases: Vec<(&str, EventFilter)> = vec![
+            (
+                "long user",
+                EventFilter {
+                    user: Some(UserMatch::Exact(long_user.clone())),
+                    ..base()
+                },
+            ),
+            (
+                "short user",
+                EventFilter {
+                    user: Some(UserMatch::Exact("bob".to_owned())),
+                    ..base()
+                },
+            ),
+            (
+                "prefix of the long user",
+                EventFilter {
+                    user: Some(UserMatch::Prefix(long_user[..1000].to_owned())),
+                    ..base()
+                },
+            ),
+            (
+                "prefix of short users",
+                EventFilter {
+                    user: Some(UserMatch::Prefix("system:serviceaccount:".to_owned())),
+                    ..base()
+                },
+            ),
+            (
+                "long namespace",
+                EventFilter {
+                    namespace: s(&format!("ns-{}", "q".repeat(3000))),
+                    ..base()
+                },
+            ),
+            (
+                "short namespace",
+                EventFilter {
+                    namespace: s("kube-system"),
+                    ..base()
+                },
+            ),
+            (
+                "resource",
+                EventFilter {
+                    resource: s("secrets"),
+                    ..base()
+                },
+            ),
+            (
+                "long name",
+                EventFilter {
+                    name: s(&format!("name-{}-1", "xy".repeat(2000))),
+                    ..base()
+                },
+            ),
+            (
+                "short name",
+                EventFilter {
+                    name: s("pods-3"),
+                    ..base()
+                },
+            ),
+            (
+                "source ip",
+                EventFilter {
+                    source_ip: s("10.0.1.2"),
+                    ..base()
+                },
+            ),
+            (
+                "long cluster",
+                EventFilter {
+                    cluster: s(&long_cluster),
+                    ..base()
+                },
+            ),
+            (
+                "short cluster",
+                EventFilter {
+                    cluster: s("staging"),
+                    ..base()
+                },
+            ),
+            (
+                "long verb",
+                EventFilter {
+                    verb: s(&format!("verb-{}", "v".repeat(3000))),
+                    ..base()
+                },
+            ),
+            (
+                "uncommon verb",
+                EventFilter {
+                    verb: s("delete"),
+                    ..base()
+                },
+            ),
+            (
+                "subresource",
+                EventFilter {
+                    subresource: s("exec"),
+                    ..base()
+                },
+            ),
+            (
+                "decision",
+                EventFilter {
+                    decision: s("forbid"),
+                    ..base()
+                },
+            ),
+            (
+                "user agent past the indexed characters",
+                EventFilter {
+                    user_agent_contains: s("defKUBECTL"),
+                    ..base()
+                },
+            ),
+            (
+                "user agent",
+                EventFilter {
+                    user_agent_contains: s("curl"),
+                    ..base()
+                },
+            ),
+            (
+                "group",
+                EventFilter {
+                    group: s("system:masters"),
+                    ..base()
+                },
+            ),
+            (
+                "text",
+                EventFilter {
+                    text: s("watch=true"),
+                    ..base()
+                },
+            ),
+        ];
+        let reference: Vec<(i64, &kaudit_store::EventFields)> = ids
+            .iter()
+            .copied()
+            .zip(events.iter().map(|e| &e.fields))
+            .collect();
+        for (name, filter) in &cases {
+            let mut want: Vec<(i64, i64)> = reference
+                .iter()
+                .filter(|(_, f)| testsuite::event_matches(filter, f))
+                .map(|(id, f)| (f.time_ns, *id))
+                .collect();
+            want.sort_unstable_by(|a, b| b.cmp(a));
+            let want: Vec<i64> = want.into_iter().map(|(_, id)| id).collect();
+            assert!(!want.is_empty(), "{name}: the fixture matches some");
+            assert_eq!(every_page(&store, filter, 9), want, "{name} ({state})");
+            assert_eq!(
+                store.count_events(filter).ok(),
+                Some(want.len() as u64),
+                "{name}: count ({state})"
+            );
+        }
+        let fields: Vec<kaudit_store::EventFields> = events.iter().map(|e| e.fields.clone()).collect();
+        for time in count_ranges(&fields, 10, 8) {
+            for cluster in [None, Some(long_cluster.clone())] {
+                let filter = EventFilter {
+                    time,
+                    cluster,
+                    ..EventFilter::default()
+                };
+                check_counts(&store, &fields, &filter, state);
+            }
+        }
+        for (name, filter) in [
+            (
+                "long rule",
+                AlertFilter {
+                    rule: s(&long_rule),
+                    ..AlertFilter::default()
+                },
+            ),
+            (
+                "short rule",
+                AlertFilter {
+                    rule: s("K8s Secret Get"),
+                    ..AlertFilter::default()
+                },
+            ),
+        ] {
+            let mut want: Vec<(i64, i64)> = store
+                .search_alerts(&AlertFilter::default(), PageRequest::first(10_000))
+                .unwrap_or_else(|e| panic!("alerts: {e}"))
+                .items
+                .iter()
+                .filter(|a| testsuite::alert_matches(&filter, &a.fields))
+                .map(|a| (a.fields.time_ns, a.id.0))
+                .collect();
+            want.sort_unstable_by(|a, b| b.cmp(a));
+            let want: Vec<i64> = want.into_iter().map(|(_, id)| id).collect();
+            assert!(!want.is_empty(), "{name}: the fixture matches some");
+            assert_eq!(every_alert_page(&store, &filter), want, "{name} ({state})");
+        }
+    };
+    check(&events, &ids, "migrated");
+    assert_eq!(store.compact_event_counts().ok(), Some(true));
+    check(&events, &ids, "migrated, compacted");
+
+    // The point of the migration: incompressible values of kilobytes are stored, and found.
+    let mut rng = Rng(4);
+    let random = |rng: &mut Rng| -> String {
+        (0..20_000)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.below(36) as usize]))
+            .collect()
+    };
+    let mut hostile = testsuite::event(&random(&mut rng), "hostile", T0 + 1);
+    hostile.fields.username = random(&mut rng);
+    hostile.fields.user_agent = Some(random(&mut rng));
+    hostile.fields.name = Some(random(&mut rng));
+    let hostile = testsuite::with_raw(hostile.fields);
+    let outcome = store
+        .insert_batch(std::slice::from_ref(&hostile), &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let Some(Insertion::New(id)) = outcome.events.first().copied() else {
+        panic!("not stored: {outcome:?}")
+    };
+    events.push(hostile.clone());
+    ids.push(id.0);
+    check(&events, &ids, "after a hostile event");
+    assert_eq!(
+        every_page(
+            &store,
+            &EventFilter {
+                user: Some(UserMatch::Exact(hostile.fields.username.clone())),
+                ..EventFilter::default()
+            },
+            5
+        ),
+        vec![id.0]
+    );
 }
