@@ -343,11 +343,12 @@ fn handle_nested<'a>(
             }
         }
         Some(json::Kind::Object) => {
-            // A webhook body: its items found in one pass, each parsed once, as an event.
+            // A webhook body: its items found and parsed as events in one pass.
             if let Some(items) = scan::event_list_items(raw) {
-                for (i, item) in items.into_iter().enumerate() {
+                for (i, (item, members)) in items.into_iter().enumerate() {
                     let line = index.line_of(offset_in(index.text, item)).max(position.line);
-                    handle_event(item, Position { line, item: Some(i) }, sink);
+                    let event = AuditEvent::from_members(item, members);
+                    emit(event, Position { line, item: Some(i) }, sink);
                 }
                 return;
             }
