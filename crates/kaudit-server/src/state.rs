@@ -33,7 +33,8 @@ struct Inner {
     intake_cache: Mutex<HashMap<KeyHash, (Intake, Instant)>>,
     token_cache: Mutex<HashMap<KeyHash, (ApiToken, Instant)>>,
     rates: Mutex<HashMap<IntakeId, MinuteCounts>>,
-    cpu_slots: Semaphore,
+    cpu_slots: Arc<Semaphore>,
+    batch_slots: Semaphore,
     config_lock: tokio::sync::Mutex<()>,
 }
 
@@ -65,10 +66,13 @@ impl AppState {
                 intake_cache: Mutex::new(HashMap::new()),
                 token_cache: Mutex::new(HashMap::new()),
                 rates: Mutex::new(HashMap::new()),
-                // Parsing and detection are CPU-bound: more batches in flight than twice the
-                // cores only adds memory, so later ones wait here (the apiserver's 30 s
-                // timeout leaves ample room).
-                cpu_slots: Semaphore::new(cpus * 2),
+                // Parsing and detection are CPU-bound: more of them at once than twice the
+                // cores only adds memory, so later batches wait here (the apiserver's 30 s
+                // timeout leaves ample room). A batch gives its CPU slot back once parsed, so
+                // that the cores parse the next batches while the store commits it; the batch
+                // slots bound how many parsed batches wait for the store.
+                cpu_slots: Arc::new(Semaphore::new(cpus * 2)),
+                batch_slots: Semaphore::new(cpus * 4),
                 config_lock: tokio::sync::Mutex::new(()),
             }),
         }
@@ -119,9 +123,14 @@ impl AppState {
         self.inner.limits
     }
 
-    /// A slot for CPU-bound work, waited for when all are taken.
-    pub async fn cpu_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.inner.cpu_slots.acquire().await.ok()
+    /// A slot for one batch from parsing to its commit, waited for when all are taken.
+    pub async fn batch_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.inner.batch_slots.acquire().await.ok()
+    }
+
+    /// A slot for CPU-bound work, waited for when all are taken; dropped when that work is done.
+    pub async fn cpu_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.cpu_slots).acquire_owned().await.ok()
     }
 
     /// A cached intake for a key hash, if fresh.

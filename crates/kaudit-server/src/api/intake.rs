@@ -39,7 +39,8 @@ async fn receive(
     let encoding = Encoding::from_headers(&headers)?;
     let limits = state.limits();
     let raw = read_capped(&headers, body, limits.max_body_bytes).await?;
-    let _slot = state.cpu_slot().await.ok_or(ApiError::Unavailable)?;
+    let _batch_slot = state.batch_slot().await.ok_or(ApiError::Unavailable)?;
+    let cpu_slot = state.cpu_slot().await.ok_or(ApiError::Unavailable)?;
     let detector = state.detector();
     let store = state.store();
     let intake_for_batch = intake.clone();
@@ -48,6 +49,9 @@ async fn receive(
         let mut prepared = prepare(&decoded, &intake_for_batch, &detector, crate::admin::now_ns())
             .map_err(|e| ApiError::BadRequest(e.0))?;
         drop(decoded);
+        // The store compresses the batch on this thread, then waits for its commit: the next
+        // batch may start parsing meanwhile.
+        drop(cpu_slot);
         let events = std::mem::take(&mut prepared.events);
         let outcome = store.insert_batch_owned(events, &prepared.alerts)?;
         Ok::<_, ApiError>((prepared, outcome))
