@@ -7,6 +7,9 @@
 //! The events are the real capture in `../shared/samples/kube-apiserver-1.26/log/`; the
 //! bodies are built from its lines in order, so the mix of verbs, users and sizes is real.
 
+// `criterion_group!` defines an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
