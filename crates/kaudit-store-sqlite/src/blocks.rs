@@ -197,27 +197,18 @@ fn probes(token: u64, bits_log2: u32, count: u32) -> impl Iterator<Item = usize>
 /// A Bloom filter's bits, as stored (little-endian bit order within bytes).
 struct Bits {
     bytes: Vec<u8>,
-    bits_log2: u32,
-    probes: u32,
 }
 
 impl Bits {
-    fn new(bits_log2: u32, probes: u32) -> Bits {
+    fn new(bits_log2: u32) -> Bits {
         Bits {
             bytes: vec![0; 1 << (bits_log2 - 3)],
-            bits_log2,
-            probes,
         }
     }
 
-    fn insert(&mut self, token: u64) {
-        self.insert_probes(token, self.probes);
-    }
-
-    fn insert_probes(&mut self, token: u64, count: u32) {
-        for bit in probes(token, self.bits_log2, count) {
-            self.bytes[bit >> 3] |= 1 << (bit & 7);
-        }
+    fn set(&mut self, bit: u16) {
+        let bit = usize::from(bit);
+        self.bytes[bit >> 3] |= 1 << (bit & 7);
     }
 }
 
@@ -288,6 +279,91 @@ fn decimal(n: i32, buffer: &mut [u8; 11]) -> &[u8] {
     &buffer[at..]
 }
 
+/// An event's bits in a block's filters (all but its user agent's grams), computed where the
+/// event is prepared so that the writer thread only sets them.
+#[derive(Debug, Default)]
+pub(crate) struct EventBits {
+    value: Vec<u16>,
+    gram: Vec<u16>,
+}
+
+impl EventBits {
+    /// The bits of an event's exact values, value pairs and texts (requestURI, object name).
+    pub(crate) fn of(f: &EventFields) -> EventBits {
+        let mut bits = EventBits {
+            value: Vec::with_capacity(96),
+            gram: Vec::with_capacity(3 * f.request_uri.len()),
+        };
+        let value = &mut bits.value;
+        let mut token = |t: u64| value.extend(probes(t, VALUE_BITS_LOG2, VALUE_PROBES).map(bit16));
+        token(value_token(salt::CLUSTER, f.cluster.as_bytes()));
+        token(value_token(salt::USER, f.username.as_bytes()));
+        for (at, _) in f.username.match_indices(':') {
+            token(value_token(salt::USER_PREFIX, &f.username.as_bytes()[..=at]));
+        }
+        for group in &f.groups {
+            token(value_token(salt::GROUP, group.as_bytes()));
+        }
+        let optional = [
+            (salt::SUBRESOURCE, f.subresource.as_deref()),
+            (salt::NAME, f.name.as_deref()),
+            (salt::SOURCE_IP, f.source_ip.as_deref()),
+        ];
+        for (kind, value) in optional {
+            if let Some(value) = value {
+                token(value_token(kind, value.as_bytes()));
+            }
+        }
+        PairValues::new(
+            Some(&f.verb),
+            f.resource.as_deref(),
+            f.namespace.as_deref(),
+            f.response_code,
+            f.decision.as_deref(),
+        )
+        .each(&mut token);
+        gram_bits(f.request_uri.as_bytes(), salt::TEXT_GRAM, &mut bits.gram);
+        // The object name is nearly always the end of the request URI: its grams are there.
+        if let Some(name) = f.name.as_deref().filter(|n| !f.request_uri.contains(n)) {
+            gram_bits(name.as_bytes(), salt::TEXT_GRAM, &mut bits.gram);
+        }
+        bits
+    }
+}
+
+/// A user agent with its grams' bits. A block takes them from the first of its events with
+/// that agent (few distinct agents per block); the text is kept whole, not hashed, since a
+/// collision would leave an agent's grams out.
+#[derive(Debug)]
+pub(crate) struct AgentBits {
+    text: Box<str>,
+    gram: Vec<u16>,
+}
+
+impl AgentBits {
+    pub(crate) fn of(agent: &str) -> AgentBits {
+        let mut gram = Vec::with_capacity(3 * agent.len());
+        gram_bits(agent.as_bytes(), salt::AGENT_GRAM, &mut gram);
+        AgentBits {
+            text: agent.into(),
+            gram,
+        }
+    }
+}
+
+/// Appends the gram filter bits of every trigram and 4-gram of `text` under `salt`.
+fn gram_bits(text: &[u8], salt: u64, out: &mut Vec<u16>) {
+    for_each_gram(text, salt, |g| {
+        out.extend(probes(g.token(), GRAM_BITS_LOG2, g.probes()).map(bit16));
+    });
+}
+
+/// A filter bit position as stored in [`EventBits`]: both filters have 2^16 bits.
+fn bit16(bit: usize) -> u16 {
+    const _: () = assert!(VALUE_BITS_LOG2 <= 16 && GRAM_BITS_LOG2 <= 16);
+    bit as u16
+}
+
 /// A block being filled by the writer.
 pub(crate) struct BlockBuilder {
     /// First id the block covers.
@@ -330,8 +406,8 @@ impl BlockBuilder {
             rows: 0,
             min_time: i64::MAX,
             max_time: i64::MIN,
-            values: Bits::new(VALUE_BITS_LOG2, VALUE_PROBES),
-            grams: Bits::new(GRAM_BITS_LOG2, GRAM_PROBES),
+            values: Bits::new(VALUE_BITS_LOG2),
+            grams: Bits::new(GRAM_BITS_LOG2),
             agents: Vec::new(),
             tallies: Tallies::default(),
         }
@@ -344,55 +420,37 @@ impl BlockBuilder {
 
     /// Adds the tokens of event `id` (ids only grow; gaps are allowed).
     pub(crate) fn add(&mut self, id: i64, f: &EventFields) {
+        let agent = f.user_agent.as_deref().map(AgentBits::of);
+        self.add_summarised(id, f, &EventBits::of(f), agent.as_ref());
+    }
+
+    /// Adds event `id` with its filter bits computed beforehand ([`EventBits::of`] of the
+    /// same fields), and those of its user agent if it has one.
+    pub(crate) fn add_summarised(
+        &mut self,
+        id: i64,
+        f: &EventFields,
+        bits: &EventBits,
+        agent: Option<&AgentBits>,
+    ) {
         self.last_id = self.last_id.max(id);
         self.rows += 1;
         self.min_time = self.min_time.min(f.time_ns);
         self.max_time = self.max_time.max(f.time_ns);
         self.tallies.add(f);
-        let values = &mut self.values;
-        values.insert(value_token(salt::CLUSTER, f.cluster.as_bytes()));
-        values.insert(value_token(salt::USER, f.username.as_bytes()));
-        for (at, _) in f.username.match_indices(':') {
-            values.insert(value_token(salt::USER_PREFIX, &f.username.as_bytes()[..=at]));
+        for &bit in &bits.value {
+            self.values.set(bit);
         }
-        for group in &f.groups {
-            values.insert(value_token(salt::GROUP, group.as_bytes()));
+        for &bit in &bits.gram {
+            self.grams.set(bit);
         }
-        let optional = [
-            (salt::SUBRESOURCE, f.subresource.as_deref()),
-            (salt::NAME, f.name.as_deref()),
-            (salt::SOURCE_IP, f.source_ip.as_deref()),
-        ];
-        for (kind, value) in optional {
-            if let Some(value) = value {
-                values.insert(value_token(kind, value.as_bytes()));
-            }
-        }
-        PairValues::new(
-            Some(&f.verb),
-            f.resource.as_deref(),
-            f.namespace.as_deref(),
-            f.response_code,
-            f.decision.as_deref(),
-        )
-        .each(|t| values.insert(t));
-        let grams = &mut self.grams;
-        for_each_gram(f.request_uri.as_bytes(), salt::TEXT_GRAM, |g| {
-            grams.insert_probes(g.token(), g.probes());
-        });
-        // The object name is nearly always the end of the request URI: its grams are there.
-        if let Some(name) = f.name.as_deref().filter(|n| !f.request_uri.contains(n)) {
-            for_each_gram(name.as_bytes(), salt::TEXT_GRAM, |g| {
-                grams.insert_probes(g.token(), g.probes());
-            });
-        }
-        if let Some(agent) = &f.user_agent
-            && !self.agents.iter().any(|seen| **seen == **agent)
+        if let Some(agent) = agent
+            && !self.agents.iter().any(|seen| **seen == *agent.text)
         {
-            self.agents.push(agent.as_str().into());
-            for_each_gram(agent.as_bytes(), salt::AGENT_GRAM, |g| {
-                grams.insert_probes(g.token(), g.probes());
-            });
+            self.agents.push(agent.text.clone());
+            for &bit in &agent.gram {
+                self.grams.set(bit);
+            }
         }
     }
 

@@ -15,7 +15,8 @@ use rusqlite::{Connection, params};
 
 use crate::SqliteConfig;
 use crate::blocks::{
-    BLOCK_ROWS, BlockBuilder, FORMAT, GROUP_BLOCKS, GroupSlices, SealedBlock, encode_members,
+    AgentBits, BLOCK_ROWS, BlockBuilder, EventBits, FORMAT, GROUP_BLOCKS, GroupSlices, SealedBlock,
+    encode_members,
 };
 use crate::compression::{Compression, RawChunk};
 use crate::read::{EVENT_COLUMNS, event_from_row};
@@ -436,7 +437,8 @@ impl Writer {
                 outcome.push(Insertion::Duplicate);
                 continue;
             }
-            self.block.add(id, f);
+            let agent = event.agent.map(|a| &batch.agents[a]);
+            self.block.add_summarised(id, f, &event.bits, agent);
             if self.block.is_full() {
                 self.pending.push(self.block.seal());
             }
@@ -764,12 +766,18 @@ pub(crate) struct EncodedBatch {
     /// The raw events in runs, in order; compressed with dictionary `dict_id`.
     chunks: Vec<RawChunk>,
     dict_id: i64,
+    /// The batch's distinct user agents with their filter bits.
+    agents: Vec<AgentBits>,
 }
 
 struct EncodedEvent {
     fields: EventFields,
     dedupe: i64,
     groups_json: String,
+    /// Filter bits, computed here so that the writer thread only sets them.
+    bits: EventBits,
+    /// The event's user agent in `EncodedBatch::agents`.
+    agent: Option<usize>,
 }
 
 struct EncodedAlert {
@@ -798,11 +806,27 @@ pub(crate) fn encode_batch(
         }
     }
     let (dict_id, chunks) = compression.compress(&events)?;
+    let mut agents: Vec<AgentBits> = Vec::new();
+    let mut agent_index: HashMap<&str, usize> = HashMap::new();
+    let event_agents: Vec<Option<usize>> = events
+        .iter()
+        .map(|event| {
+            let agent = event.fields.user_agent.as_deref()?;
+            Some(*agent_index.entry(agent).or_insert_with(|| {
+                agents.push(AgentBits::of(agent));
+                agents.len() - 1
+            }))
+        })
+        .collect();
+    drop(agent_index);
     let encoded_events = events
         .into_iter()
-        .map(|event| EncodedEvent {
+        .zip(event_agents)
+        .map(|(event, agent)| EncodedEvent {
             dedupe: dedupe_integer(&event.fields),
             groups_json: json_string_array(&event.fields.groups),
+            bits: EventBits::of(&event.fields),
+            agent,
             fields: event.fields,
         })
         .collect();
@@ -819,6 +843,7 @@ pub(crate) fn encode_batch(
         alerts: encoded_alerts,
         chunks,
         dict_id,
+        agents,
     })
 }
 
