@@ -231,14 +231,7 @@ fn raw_events_round_trip_before_and_after_the_dictionary_and_across_reopen() {
         let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap_or_else(|e| panic!("open: {e}"));
         for _ in 0..14 {
             let (events, _) = work.batch(400);
-            let outcome = store
-                .insert_batch(&events, &[])
-                .unwrap_or_else(|e| panic!("insert: {e}"));
-            for (event, insertion) in events.into_iter().zip(outcome.events) {
-                if let kaudit_store::Insertion::New(id) = insertion {
-                    stored.push((id, event.raw_json));
-                }
-            }
+            stored.extend(insert_new_raws(&store, &events));
         }
         assert_eq!(stored.len(), 14 * 400);
         let conn = Connection::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
@@ -259,7 +252,25 @@ fn raw_events_round_trip_before_and_after_the_dictionary_and_across_reopen() {
     }
 }
 
-/// The raw JSON of every event in `expected` as the store gives it back.
+/// Stores `batch`; returns the new events' ids with their raw JSON.
+fn insert_new_raws(
+    store: &SqliteStore,
+    batch: &[kaudit_store::NewEvent],
+) -> Vec<(kaudit_store::EventId, String)> {
+    let outcome = store
+        .insert_batch(batch, &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    batch
+        .iter()
+        .zip(outcome.events)
+        .filter_map(|(event, insertion)| match insertion {
+            kaudit_store::Insertion::New(id) => Some((id, event.raw_json.clone())),
+            kaudit_store::Insertion::Duplicate => None,
+        })
+        .collect()
+}
+
+/// Checks the raw JSON of every event in `expected` as the store gives it back.
 fn check_raws(store: &SqliteStore, expected: &[(kaudit_store::EventId, String)]) {
     for (id, raw) in expected {
         let full = store
@@ -277,24 +288,13 @@ fn raw_events_of_retried_batches_and_after_retention_come_back_whole() {
     let harness = open_with(SqliteConfig::default());
     let store = &harness.store;
     let (events, _) = kaudit_store::testsuite::fixture(300, 11);
-    let mut stored = Vec::new();
-    let mut keep = |batch: &[kaudit_store::NewEvent]| {
-        let outcome = store
-            .insert_batch(batch, &[])
-            .unwrap_or_else(|e| panic!("insert: {e}"));
-        for (event, insertion) in batch.iter().zip(outcome.events) {
-            if let kaudit_store::Insertion::New(id) = insertion {
-                stored.push((id, event.raw_json.clone()));
-            }
-        }
-    };
-    keep(&events[..100]);
+    let mut stored = insert_new_raws(store, &events[..100]);
     // Duplicates around new events, in runs of every mix (a run of only duplicates too).
     let mut retried: Vec<_> = events[..70].to_vec();
     retried.extend_from_slice(&events[100..150]);
     retried.extend_from_slice(&events[20..60]);
     retried.extend_from_slice(&events[150..300]);
-    keep(&retried);
+    stored.extend(insert_new_raws(store, &retried));
     assert_eq!(stored.len(), 300);
     check_raws(store, &stored);
     let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
@@ -339,14 +339,7 @@ fn raw_events_stored_one_per_row_before_version_4_are_still_read() {
     let (events, _) = kaudit_store::testsuite::fixture(80, 12);
     let mut stored = Vec::new();
     for batch in events.chunks(40) {
-        let outcome = store
-            .insert_batch(batch, &[])
-            .unwrap_or_else(|e| panic!("insert: {e}"));
-        for (event, insertion) in batch.iter().zip(outcome.events) {
-            if let kaudit_store::Insertion::New(id) = insertion {
-                stored.push((id, event.raw_json.clone()));
-            }
-        }
+        stored.extend(insert_new_raws(store, batch));
         if stored.len() == 40 {
             // The first batch as version 3 stored it: a raw row per event, no runs.
             let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
