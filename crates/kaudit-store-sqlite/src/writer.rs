@@ -459,10 +459,7 @@ impl Writer {
         for chunk in &batch.chunks {
             let end = start + chunk.events;
             // A run none of whose events is new would never be read nor deleted.
-            if outcome[start..end.min(outcome.len())]
-                .iter()
-                .any(|o| matches!(o, Insertion::New(_)))
-            {
+            if outcome[start..end].iter().any(|o| matches!(o, Insertion::New(_))) {
                 insert_chunk
                     .execute(params![
                         first_id + start as i64,
