@@ -21,14 +21,26 @@ pub struct Asset {
 
 /// Every asset. `index.html` is the page served at `/`.
 pub const ASSETS: &[Asset] = &[
-    Asset { path: "index.html", content_type: "text/html; charset=utf-8", body: include_bytes!("../assets/index.html") },
-    Asset { path: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../assets/app.css") },
+    Asset {
+        path: "index.html",
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../assets/index.html"),
+    },
+    Asset {
+        path: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../assets/app.css"),
+    },
     Asset {
         path: "app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("../assets/app.js"),
     },
-    Asset { path: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/favicon.svg") },
+    Asset {
+        path: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../assets/favicon.svg"),
+    },
 ];
 
 /// The asset at `path` (leading `/` ignored; the empty path is `index.html`).
@@ -54,7 +66,10 @@ mod tests {
             assert!(index.contains(reference), "{reference}");
             assert!(asset(reference).is_some(), "{reference}");
         }
-        assert!(!index.contains("http://") && !index.contains("https://"), "no external references");
+        assert!(
+            !index.contains("http://") && !index.contains("https://"),
+            "no external references"
+        );
         assert!(asset("../Cargo.toml").is_none());
     }
 

@@ -98,7 +98,10 @@ impl Node {
 
     /// The first entry of a mapping whose key is the scalar `key`.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.as_scalar() == Some(key)).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.as_scalar() == Some(key))
+            .map(|(_, v)| v)
     }
 
     /// A word for the node's kind, for error messages: "a scalar", "a sequence", "a mapping".
@@ -131,7 +134,10 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, true) {
-        return Err(YamlError { span: span_of(e.marker()), message: e.info().to_owned() });
+        return Err(YamlError {
+            span: span_of(e.marker()),
+            message: e.info().to_owned(),
+        });
     }
     if let Some(err) = builder.error {
         return Err(err);
@@ -161,7 +167,10 @@ pub fn caret(source: &str, span: Span) -> String {
 
 fn span_of(m: &Marker) -> Span {
     // The scanner counts columns from 0.
-    Span { line: m.line(), column: m.col() + 1 }
+    Span {
+        line: m.line(),
+        column: m.col() + 1,
+    }
 }
 
 #[derive(Default)]
@@ -187,7 +196,10 @@ impl Builder {
         match &mut parent.value {
             Value::Seq(items) => items.push(node),
             Value::Map(entries) => {
-                let pending = self.pending_keys.last_mut().expect("a pending-key slot exists for every open container");
+                let pending = self
+                    .pending_keys
+                    .last_mut()
+                    .expect("a pending-key slot exists for every open container");
                 match pending.take() {
                     Some(key) => entries.push((key, node)),
                     None => *pending = Some(node),
@@ -235,14 +247,32 @@ impl MarkedEventReceiver for Builder {
                     TScalarStyle::Literal => Style::Literal,
                     TScalarStyle::Folded => Style::Folded,
                 };
-                self.push_value(Node { span, value: Value::Scalar { text, style } }, anchor);
+                self.push_value(
+                    Node {
+                        span,
+                        value: Value::Scalar { text, style },
+                    },
+                    anchor,
+                );
             }
             Event::SequenceStart(anchor, _) => {
-                self.stack.push((Node { span, value: Value::Seq(Vec::new()) }, Some(anchor)));
+                self.stack.push((
+                    Node {
+                        span,
+                        value: Value::Seq(Vec::new()),
+                    },
+                    Some(anchor),
+                ));
                 self.pending_keys.push(None);
             }
             Event::MappingStart(anchor, _) => {
-                self.stack.push((Node { span, value: Value::Map(Vec::new()) }, Some(anchor)));
+                self.stack.push((
+                    Node {
+                        span,
+                        value: Value::Map(Vec::new()),
+                    },
+                    Some(anchor),
+                ));
                 self.pending_keys.push(None);
             }
             Event::SequenceEnd | Event::MappingEnd => {
@@ -263,10 +293,17 @@ impl MarkedEventReceiver for Builder {
                     self.push_value(node, 0);
                 }
                 None => {
-                    self.error = Some(YamlError { span, message: "alias to an unknown anchor".into() });
+                    self.error = Some(YamlError {
+                        span,
+                        message: "alias to an unknown anchor".into(),
+                    });
                 }
             },
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::Nothing
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart
+            | Event::DocumentEnd => {}
         }
     }
 }
@@ -277,14 +314,21 @@ mod tests {
 
     #[test]
     fn spans_point_at_nodes() {
-        let docs = parse("- rule: A\n  condition: ka.verb=create\n- list: l\n  items: [a, \"b c\"]\n").unwrap();
+        let docs =
+            parse("- rule: A\n  condition: ka.verb=create\n- list: l\n  items: [a, \"b c\"]\n").unwrap();
         assert_eq!(docs.len(), 1);
         let items = docs[0].as_seq().unwrap();
         let cond = items[0].get("condition").unwrap();
         assert_eq!(cond.as_scalar(), Some("ka.verb=create"));
         assert_eq!(cond.span, Span { line: 2, column: 14 });
         let list = items[1].get("items").unwrap().as_seq().unwrap();
-        assert_eq!(list[1].value, Value::Scalar { text: "b c".into(), style: Style::DoubleQuoted });
+        assert_eq!(
+            list[1].value,
+            Value::Scalar {
+                text: "b c".into(),
+                style: Style::DoubleQuoted
+            }
+        );
         assert_eq!(list[1].span, Span { line: 4, column: 14 });
     }
 
@@ -312,7 +356,9 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..8 {
             let p = i - 1;
-            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
         }
         assert!(parse(&text).unwrap_err().message.contains("too large"));
     }
