@@ -107,6 +107,12 @@ impl Harness for PgHarness {
 }
 
 fn open_harness() -> Option<PgHarness> {
+    open_in_fresh_schema(true)
+}
+
+/// A store in a schema of its own, compacting its event counts in the background or only
+/// when told.
+fn open_in_fresh_schema(compact_in_background: bool) -> Option<PgHarness> {
     let url = database_url()?;
     let schema = Schema {
         url: url.clone(),
@@ -117,7 +123,8 @@ fn open_harness() -> Option<PgHarness> {
         pool_size: 4,
         ..PgConfig::new(url)
     };
-    let store = PgStore::connect(config).unwrap_or_else(|e| panic!("connect: {e} ({e:?})"));
+    let store =
+        PgStore::open(config, compact_in_background).unwrap_or_else(|e| panic!("connect: {e} ({e:?})"));
     Some(PgHarness { store, schema })
 }
 
@@ -588,18 +595,7 @@ fn count_deltas(url: &str, schema: &str) -> i64 {
 
 /// A store in its own schema that compacts only when told.
 fn open_uncompacted() -> Option<PgHarness> {
-    let url = database_url()?;
-    let schema = Schema {
-        url: url.clone(),
-        name: fresh_schema(),
-    };
-    let config = PgConfig {
-        schema: Some(schema.name.clone()),
-        pool_size: 4,
-        ..PgConfig::new(url)
-    };
-    let store = PgStore::open(config, false).unwrap_or_else(|e| panic!("connect: {e} ({e:?})"));
-    Some(PgHarness { store, schema })
+    open_in_fresh_schema(false)
 }
 
 /// Grouped counts, histograms and counts over a time range and a cluster come from the stored
