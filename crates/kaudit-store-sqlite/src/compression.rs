@@ -103,6 +103,10 @@ impl Compression {
                 return Err(StoreError::Closed);
             };
             let mut joined = Vec::new();
+            // Compressed into one buffer sized for the worst case, then copied out at its
+            // length: a frame is a tenth of its run, and each run's worst-case buffer would
+            // stay allocated with the batch until the commit.
+            let mut out = Vec::new();
             events
                 .chunks(CHUNK_EVENTS)
                 .map(|run| {
@@ -116,13 +120,15 @@ impl Compression {
                         })?;
                         ends.extend_from_slice(&end.to_le_bytes());
                     }
-                    let frame = compressor
-                        .compress(&joined)
+                    out.clear();
+                    out.reserve(zstd::zstd_safe::compress_bound(joined.len()));
+                    compressor
+                        .compress_to_buffer(&joined, &mut out)
                         .map_err(|err| StoreError::backend("compressing raw events", err))?;
                     Ok(RawChunk {
                         events: run.len(),
                         ends,
-                        frame,
+                        frame: out.as_slice().to_vec(),
                     })
                 })
                 .collect()
