@@ -199,13 +199,28 @@ fn open_client(config: &PgConfig) -> Result<Client> {
             ))
             .map_err(|e| StoreError::backend("selecting the schema", e))?;
     }
-    // JIT compilation pays off for long analytical queries; for counts and groupings over
-    // a few million events it cost 0.3 to 0.8 s of compiling, more than it saved.
     client
-        .batch_execute("SET jit = off")
+        .batch_execute(SESSION_SETTINGS)
         .map_err(|e| StoreError::backend("configuring the session", e))?;
     Ok(client)
 }
+
+/// Settings of every session of the store, set as each connection opens: its pooled
+/// connections and the compactor's alike.
+///
+/// JIT compilation pays off for long analytical queries; for counts and groupings over a few
+/// million events it cost 0.3 to 0.8 s of compiling, more than it saved.
+///
+/// Parallel plans pay off for scans of millions of rows on idle cores. The store's statements
+/// are a page of a search inside a time window, sums of stored event counts and index probes,
+/// each a few milliseconds, and up to a pool's worth of them run at once beside intake; a
+/// Gather starts worker processes and merges their rows, which costs more than such a
+/// statement saves. Once the counts table was analyzed, PostgreSQL planned "top users over
+/// the last 30 minutes" in parallel and it took 16.3 ms at p50 instead of 6.9 ms
+/// (docs/benchmarks.md). The setting is per session, not per statement, because no statement
+/// of the store is one that parallel workers are for: the server runs concurrent requests,
+/// not one big query, and counts over long ranges add up stored counts.
+const SESSION_SETTINGS: &str = "SET jit = off; SET max_parallel_workers_per_gather = 0";
 
 /// Parsing of the connection string, with the error mapped.
 trait CheckedConfig: Sized {

@@ -241,6 +241,33 @@ fn trigram_index_is_used_when_pg_trgm_is_available() {
     assert_eq!(harness.store.has_trigram_index(), has_extension);
 }
 
+/// Every connection of the store, the one `open` pooled and one opened while that one is
+/// taken, plans without parallel workers and without JIT: the store's statements take a few
+/// milliseconds, and parallel plans made them slower (see `SESSION_SETTINGS`).
+#[test]
+fn store_sessions_plan_without_parallel_workers_or_jit() {
+    let Some(harness) = open_harness() else { return };
+    let store = &harness.store;
+    let settings = |client: &mut Client| {
+        let row = client
+            .query_one(
+                "SELECT current_setting('max_parallel_workers_per_gather'), current_setting('jit')",
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("reading the session's settings: {e}"));
+        (row.get::<_, String>(0), row.get::<_, String>(1))
+    };
+    let (pooled, fresh) = store
+        .with_client(|pooled| {
+            let fresh = store.with_client(|fresh| Ok(settings(fresh)))?;
+            Ok((settings(pooled), fresh))
+        })
+        .unwrap_or_else(|e| panic!("with_client: {e}"));
+    let want = ("0".to_owned(), "off".to_owned());
+    assert_eq!(pooled, want, "the connection opened with the store");
+    assert_eq!(fresh, want, "a connection opened for a call");
+}
+
 /// Every page of `filter` at `limit` rows, followed by cursor.
 fn every_page(store: &PgStore, filter: &EventFilter, limit: u32) -> Vec<i64> {
     let mut ids = Vec::new();
