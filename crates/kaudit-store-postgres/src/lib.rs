@@ -4,6 +4,9 @@
 //! storage operation. Must never: depend on the rules engine, an HTTP crate, or be used by the
 //! agent or the CLI.
 //!
+//! The database must be UTF-8 (`ENCODING 'UTF8'`): events carry text in any script, and the
+//! store refuses to open any other (see `check_encoding`).
+//!
 //! # Threading model
 //!
 //! The [`kaudit_store`] traits are blocking; the server calls them from
@@ -111,9 +114,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects, applies pending migrations in one transaction (serialized across processes by
-    /// an advisory lock), and creates the trigram index when `pg_trgm` is available. A
-    /// background thread keeps the event counts compacted while the store lives.
+    /// Connects, refuses a database whose encoding is not UTF-8 (an [`StoreError::Backend`]
+    /// naming the database, its encoding and how to create a UTF-8 one), applies pending
+    /// migrations in one transaction (serialized across processes by an advisory lock), and
+    /// creates the trigram index when `pg_trgm` is available. A background thread keeps the
+    /// event counts compacted while the store lives.
     pub fn connect(config: PgConfig) -> Result<PgStore> {
         PgStore::open(config, true)
     }
@@ -133,7 +138,9 @@ impl PgStore {
             trigram_index: false,
             compactor: None,
         };
-        let mut client = open_client(&store.config)?;
+        let mut client = connect_to_database(&store.config)?;
+        check_encoding(&mut client)?;
+        configure_session(&mut client, &store.config)?;
         migrations::migrate(&mut client, MIGRATIONS)?;
         store.trigram_index = migrations::ensure_trigram_index(&mut client);
         store.give_back(client);
@@ -188,9 +195,93 @@ impl PgStore {
 
 /// A new connection to the store's database, in its schema.
 fn open_client(config: &PgConfig) -> Result<Client> {
-    let mut client = postgres::Config::from_str_checked(&config.url)?
+    let mut client = connect_to_database(config)?;
+    configure_session(&mut client, config)?;
+    Ok(client)
+}
+
+/// A new connection to the store's database, as the server opens it.
+fn connect_to_database(config: &PgConfig) -> Result<Client> {
+    postgres::Config::from_str_checked(&config.url)?
         .connect(NoTls)
-        .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))?;
+        .map_err(|e| StoreError::backend("connecting to PostgreSQL", e))
+}
+
+/// Refuses a database whose encoding is not UTF-8, before the store touches it.
+///
+/// Events carry text in any script. A database in LATIN1 or another single-byte encoding
+/// refuses a value holding a character it lacks, and with it the whole batch, which the
+/// sender then retries forever. `SQL_ASCII` stores the bytes unchecked but counts them as
+/// characters, so the first characters of a long value (its `_long` index key, see `read.rs`)
+/// can end inside a UTF-8 character and read back as invalid text.
+///
+/// The client encoding is UTF-8: the driver asks for it at connect, and that wins over a
+/// `-c client_encoding=...` in the connection's options and over role and database defaults
+/// (the server applies them first). It is read in the same query all the same, since text
+/// the server converted to another encoding would not come back as it was sent.
+fn check_encoding(client: &mut Client) -> Result<()> {
+    let fail = |e| StoreError::backend("checking the database encoding", e);
+    let row = client
+        .query_one(
+            "SELECT current_database()::text, current_setting('server_encoding'), current_setting('client_encoding')",
+            &[],
+        )
+        .map_err(fail)?;
+    let setting = |i| row.try_get::<_, String>(i).map_err(fail);
+    let (database, server, client) = (setting(0)?, setting(1)?, setting(2)?);
+    if server == UTF8 && client == UTF8 {
+        return Ok(());
+    }
+    Err(StoreError::backend(
+        "checking the database encoding",
+        EncodingError {
+            database,
+            server,
+            client,
+        },
+    ))
+}
+
+/// The name PostgreSQL gives the UTF-8 encoding in `server_encoding` and `client_encoding`.
+const UTF8: &str = "UTF8";
+
+/// A database or connection whose encoding is not UTF-8 ([`check_encoding`]).
+#[derive(Debug)]
+struct EncodingError {
+    database: String,
+    server: String,
+    client: String,
+}
+
+impl std::fmt::Display for EncodingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let EncodingError {
+            database,
+            server,
+            client,
+        } = self;
+        if server != UTF8 {
+            write!(
+                f,
+                "database {database:?} has encoding {server}, and kaudit needs a UTF8 database to store \
+                 text in any script: create one with ENCODING 'UTF8' (for example CREATE DATABASE kaudit \
+                 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0) and connect kaudit to it"
+            )
+        } else {
+            write!(
+                f,
+                "the connection to database {database:?} has client encoding {client}, and kaudit sends \
+                 UTF-8 (the driver asks for UTF8 at connect: something between, such as a connection \
+                 pooler, changed it)"
+            )
+        }
+    }
+}
+
+impl std::error::Error for EncodingError {}
+
+/// Selects the store's schema and sets [`SESSION_SETTINGS`].
+fn configure_session(client: &mut Client, config: &PgConfig) -> Result<()> {
     if let Some(schema) = &config.schema {
         // The schema name was checked to be a plain identifier.
         client
@@ -201,8 +292,7 @@ fn open_client(config: &PgConfig) -> Result<Client> {
     }
     client
         .batch_execute(SESSION_SETTINGS)
-        .map_err(|e| StoreError::backend("configuring the session", e))?;
-    Ok(client)
+        .map_err(|e| StoreError::backend("configuring the session", e))
 }
 
 /// Settings of every session of the store, set as each connection opens: its pooled

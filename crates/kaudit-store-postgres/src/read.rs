@@ -120,9 +120,8 @@ impl Where {
 /// one index that can hold its value, with the length condition of that index, so that
 /// PostgreSQL may use it.
 ///
-/// Lengths are compared in Rust as UTF-8 and in SQL as the database's encoding: the store
-/// needs a UTF-8 database (or `SQL_ASCII`, which stores the bytes as sent), the only ones
-/// that hold any text an event may carry.
+/// Lengths are compared in Rust as UTF-8 and in SQL as the database's encoding, which is UTF-8:
+/// the store opens no other (`check_encoding` in `lib.rs`).
 const LONG_BYTES: usize = 2000;
 
 /// Characters of a long value that its `_long` index holds: at most 2000 bytes of UTF-8.

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kaudit_store::testsuite::{self, Harness, T0};
 use kaudit_store::{
-    EventFilter, EventQuery, EventWriter, Migrator, PageRequest, Retention, Store, TimeRange, UserMatch,
+    EventFilter, EventQuery, EventWriter, Migrator, PageRequest, Retention, Store, StoreError, TimeRange,
+    UserMatch,
 };
 use postgres::{Client, NoTls};
 
@@ -266,6 +267,101 @@ fn store_sessions_plan_without_parallel_workers_or_jit() {
     let want = ("0".to_owned(), "off".to_owned());
     assert_eq!(pooled, want, "the connection opened with the store");
     assert_eq!(fresh, want, "a connection opened for a call");
+}
+
+/// A database created for a test, dropped (with any connection left to it) when it ends.
+struct Database {
+    url: String,
+    name: String,
+}
+
+impl Database {
+    /// A new database with `encoding` (and the "C" locale, which suits any encoding).
+    fn create(url: &str, encoding: &str) -> Database {
+        let database = Database {
+            url: url.to_owned(),
+            name: fresh_schema(),
+        };
+        let mut client = Client::connect(url, NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+        client
+            .batch_execute(&format!(
+                "CREATE DATABASE {} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0",
+                database.name
+            ))
+            .unwrap_or_else(|e| panic!("creating a {encoding} database: {e}"));
+        database
+    }
+
+    /// `url` with this database instead of its own: a `postgres://` URL's path, or a
+    /// `dbname` that overrides the one before it in a key-value string.
+    fn url(&self) -> String {
+        let name = &self.name;
+        for scheme in ["postgres://", "postgresql://"] {
+            if let Some(rest) = self.url.strip_prefix(scheme) {
+                let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+                let authority = address
+                    .split_once('/')
+                    .map_or(address, |(authority, _)| authority);
+                return format!("{scheme}{authority}/{name}?{query}");
+            }
+        }
+        format!("{} dbname={name}", self.url)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut client) = Client::connect(&self.url, NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// Issue 4: on a database that is not UTF-8, some events would be refused at insert and their
+/// batches retried forever (LATIN1), or long values' index keys cut inside a character
+/// (`SQL_ASCII`). The store refuses to open, naming the database, its encoding and what to
+/// do, before it creates anything there.
+#[test]
+fn issue_4_a_database_not_in_utf8_is_refused() {
+    let Some(url) = database_url() else { return };
+    for encoding in ["LATIN1", "SQL_ASCII"] {
+        let database = Database::create(&url, encoding);
+        let schema = fresh_schema();
+        let config = PgConfig {
+            schema: Some(schema.clone()),
+            ..PgConfig::new(database.url())
+        };
+        let error = match PgStore::connect(config) {
+            Ok(_) => panic!("a {encoding} database was opened"),
+            Err(error) => error,
+        };
+        assert!(
+            matches!(
+                error,
+                StoreError::Backend {
+                    context: "checking the database encoding",
+                    ..
+                }
+            ),
+            "{encoding}: {error:?}"
+        );
+        let reason = std::error::Error::source(&error).map_or(String::new(), ToString::to_string);
+        let expected = format!(
+            "database {:?} has encoding {encoding}, and kaudit needs a UTF8 database",
+            database.name
+        );
+        assert!(reason.starts_with(&expected), "{encoding}: {reason}");
+        assert!(
+            reason.contains("CREATE DATABASE kaudit ENCODING 'UTF8'"),
+            "{encoding}: {reason}"
+        );
+        let mut client = Client::connect(&database.url(), NoTls).unwrap_or_else(|e| panic!("connect: {e}"));
+        let created = client
+            .query_one("SELECT COUNT(*) FROM pg_namespace WHERE nspname = $1", &[&schema])
+            .map(|row| row.get::<_, i64>(0))
+            .unwrap_or_else(|e| panic!("looking for the schema: {e}"));
+        assert_eq!(created, 0, "{encoding}: the store created its schema");
+    }
 }
 
 /// Every page of `filter` at `limit` rows, followed by cursor.
