@@ -96,7 +96,7 @@ impl Where {
         }
     }
 
-    fn sql(&self) -> String {
+    pub(crate) fn sql(&self) -> String {
         if self.conditions.is_empty() {
             String::new()
         } else {
@@ -250,28 +250,65 @@ impl Lookups {
 }
 
 /// The user-name prefix condition over the user names of the index of short values
-/// ([`LONG_BYTES`]): a range of that index, the prefix's marker `p`, `high` the range's end.
-fn short_users_with_prefix(p: &str, high: &str) -> String {
+/// ([`LONG_BYTES`]): a range of that index ([`prefix_range`]).
+fn short_users_with_prefix(w: &mut Where, prefix: &str) -> String {
     format!(
-        "e.username >= {p} AND e.username < {high} AND {}",
+        "{} AND {}",
+        prefix_range(w, "e.username", prefix),
         short("e.username")
     )
 }
 
-/// The user-name prefix condition over long user names: a range of their `_long` index (all
-/// user names that start with the prefix's first characters), `p` the prefix's marker and
-/// `last` that of the greatest character.
-fn long_users_with_prefix_condition(p: &str, last: &str) -> String {
-    let key = long_key("e.username");
+/// The user-name prefix condition over long user names: a range of their `_long` index
+/// holding every key that starts with the prefix's first [`LONG_KEY_CHARS`] characters. A
+/// long user name has more than that many characters, so its key starts with them when the
+/// name starts with the prefix.
+fn long_users_with_prefix_condition(w: &mut Where, prefix: &str) -> String {
+    let first: String = prefix.chars().take(LONG_KEY_CHARS).collect();
     format!(
-        "{key} >= left({p}, {LONG_KEY_CHARS}) AND {key} < (left({p}, {LONG_KEY_CHARS}) || {last}) AND {}",
+        "{} AND {}",
+        prefix_range(w, &long_key("e.username"), &first),
         long("e.username")
     )
 }
 
-/// The greatest character: a string that starts with a prefix sorts before the prefix
-/// followed by it (unless that very character comes next).
-const LAST_CHAR: &str = "\u{10FFFF}";
+/// A range of `key` (a column or an index's expression) that holds every value starting with
+/// `prefix`, in the form a btree index on `key` serves: from `prefix` to its successor
+/// ([`prefix_successor`]), or from `prefix` on when it has none. The range may hold other
+/// values too; the prefix condition's `starts_with` decides.
+fn prefix_range(w: &mut Where, key: &str, prefix: &str) -> String {
+    let low = w.param(prefix.to_owned());
+    match prefix_successor(prefix) {
+        Some(successor) => {
+            let high = w.param(successor);
+            format!("{key} >= {low} AND {key} < {high}")
+        }
+        None => format!("{key} >= {low}"),
+    }
+}
+
+/// The least string above every string that starts with `prefix`, in the order of the text
+/// columns' "C" collation: byte order, which for UTF-8 is the order of code points. That is
+/// `prefix` without its trailing U+10FFFF (the greatest character), its last other character
+/// replaced by the next one (U+D7FF by U+E000: surrogates are not characters). `None` when
+/// `prefix` is empty or only U+10FFFF: no string is above all that start with it.
+///
+/// `prefix` followed by U+10FFFF is not such a bound: a user name that continues the prefix
+/// with U+10FFFF sorts after it.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut successor = prefix.to_owned();
+    while let Some(last) = successor.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            other => char::from_u32(u32::from(other) + 1),
+        };
+        if let Some(next) = next {
+            successor.push(next);
+            return Some(successor);
+        }
+    }
+    None
+}
 
 /// Whether some long user name starts with the filter's user-name prefix (a probe of the
 /// `_long` index, which is empty in any store that never received one). Only then does the
@@ -284,17 +321,15 @@ fn long_users_with_prefix(client: &mut Client, filter: &EventFilter) -> Result<b
     if prefix.is_empty() || prefix.len() > LONG_BYTES {
         return Ok(false);
     }
-    let fail = sql_error("looking for long user names");
-    let sql = format!(
-        "SELECT EXISTS (SELECT 1 FROM events e WHERE {} AND starts_with(e.username, $1))",
-        long_users_with_prefix_condition("$1", "$2")
-    );
-    let prefix = prefix.clone();
-    let last = LAST_CHAR.to_owned();
+    let mut w = Where::default();
+    let range = long_users_with_prefix_condition(&mut w, prefix);
+    let p = w.param(prefix.clone());
+    let sql =
+        format!("SELECT EXISTS (SELECT 1 FROM events e WHERE {range} AND starts_with(e.username, {p}))");
     client
-        .query_typed_one(&sql, &[(&prefix, Type::TEXT), (&last, Type::TEXT)])
+        .query_typed_one(&sql, &w.refs())
         .and_then(|row| row.try_get(0))
-        .map_err(fail)
+        .map_err(sql_error("looking for long user names"))
 }
 
 /// The filter's conditions. With [`Unordered::Indexed`], the user agents (when known) are
@@ -306,24 +341,18 @@ fn event_where(filter: &EventFilter, how: Unordered, lookups: &Lookups) -> Where
     match &filter.user {
         Some(UserMatch::Exact(user)) => w.split_equals("e.username", &Some(user.clone())),
         Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
-            let p = w.param(prefix.clone());
             let range = if prefix.len() > LONG_BYTES {
                 // Only a long user name can start with a long prefix.
-                let last = w.param(LAST_CHAR.to_owned());
-                long_users_with_prefix_condition(&p, &last)
+                long_users_with_prefix_condition(&mut w, prefix)
+            } else if lookups.long_users {
+                let shorts = short_users_with_prefix(&mut w, prefix);
+                let longs = long_users_with_prefix_condition(&mut w, prefix);
+                format!("(({shorts}) OR ({longs}))")
             } else {
-                let high = w.param(format!("{prefix}{LAST_CHAR}"));
-                let shorts = short_users_with_prefix(&p, &high);
-                if lookups.long_users {
-                    let last = w.param(LAST_CHAR.to_owned());
-                    format!(
-                        "(({shorts}) OR ({}))",
-                        long_users_with_prefix_condition(&p, &last)
-                    )
-                } else {
-                    shorts
-                }
+                short_users_with_prefix(&mut w, prefix)
             };
+            // The range is an index's bound; this decides.
+            let p = w.param(prefix.clone());
             w.conditions
                 .push(format!("{range} AND starts_with(e.username, {p})"));
         }
@@ -456,7 +485,7 @@ fn agents_containing(client: &mut Client, needle: &str) -> Result<Option<Agents>
 }
 
 /// [`event_where`] with [`Unordered::Indexed`], what it needs looked up.
-fn indexed_event_where(client: &mut Client, filter: &EventFilter) -> Result<Where> {
+pub(crate) fn indexed_event_where(client: &mut Client, filter: &EventFilter) -> Result<Where> {
     let mut lookups = Lookups::of(client, filter)?;
     if let Some(needle) = filter.user_agent_contains.as_deref().filter(|a| !a.is_empty()) {
         lookups.agents = agents_containing(client, needle)?;

@@ -1312,3 +1312,197 @@ fn issue_4_migration_to_bounded_index_keys_keeps_every_answer() {
         vec![id.0]
     );
 }
+
+/// Issue 4: a user-name prefix finds every user name that starts with it, whatever comes
+/// next. The range's end used to be the prefix followed by U+10FFFF, the greatest character,
+/// which missed names continuing the prefix with that very character; the SQLite store still
+/// builds its range that way. Checked with U+10FFFF after the prefix, a prefix of U+10FFFF
+/// alone (its range has no end), a prefix ending in U+D7FF (whose successor U+E000 is past
+/// the surrogates), long user names (the `_long` index) and a long prefix, by search, count,
+/// bounded count and grouped count, against `str::starts_with`.
+#[test]
+fn issue_4_user_prefix_finds_names_continuing_with_the_greatest_character() {
+    let Some(harness) = open_harness() else { return };
+    let store = &harness.store;
+    let tail = "x".repeat(3000);
+    // 499 ASCII characters, U+10FFFF, then 1,600 more: more than 2000 bytes.
+    let long_prefix = format!("{}\u{10FFFF}{}", "b".repeat(499), "c".repeat(1600));
+    let mut users: Vec<String> = [
+        "alice",
+        "alice\u{10FFFF}",
+        "alice\u{10FFFF}x",
+        "alice\u{10FFFF}\u{10FFFF}",
+        "alicex",
+        "alicf",
+        "alicd\u{10FFFF}",
+        "alic",
+        "\u{10FFFF}",
+        "\u{10FFFF}a",
+        "\u{10FFFF}\u{10FFFF}",
+        "\u{10FFFE}\u{10FFFF}",
+        "k\u{D7FF}",
+        "k\u{D7FF}\u{10FFFF}",
+        "k\u{E000}",
+        "k\u{D7FE}\u{10FFFF}",
+        "\u{e9}\u{10FFFF}",
+        "\u{ea}",
+    ]
+    .iter()
+    .map(|user| (*user).to_owned())
+    .collect();
+    users.extend([
+        format!("alice\u{10FFFF}{tail}"),
+        format!("alicf{tail}"),
+        format!("\u{10FFFF}{tail}"),
+        long_prefix.clone(),
+        format!("{long_prefix}d"),
+        format!("{}e", &long_prefix[..long_prefix.len() - 1]),
+    ]);
+    let events: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut event = testsuite::event("prod", &format!("prefix-{i:03}"), T0 + i as i64);
+            event.fields.username = user.clone();
+            testsuite::with_raw(event.fields)
+        })
+        .collect();
+    let outcome = store
+        .insert_batch(&events, &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let ids: Vec<i64> = outcome
+        .events
+        .iter()
+        .map(|insertion| match insertion {
+            kaudit_store::Insertion::New(id) => id.0,
+            other => panic!("not stored: {other:?}"),
+        })
+        .collect();
+
+    let mut prefixes: Vec<String> = [
+        "alice",
+        "alice\u{10FFFF}",
+        "alic",
+        "\u{10FFFF}",
+        "\u{10FFFF}\u{10FFFF}",
+        "k\u{D7FF}",
+        "k\u{D7FE}",
+        "k",
+        "\u{e9}",
+    ]
+    .iter()
+    .map(|prefix| (*prefix).to_owned())
+    .collect();
+    prefixes.push(long_prefix.clone());
+    prefixes.push(format!("{}\u{10FFFF}", "b".repeat(499)));
+    prefixes.extend(users.iter().cloned());
+    for prefix in &prefixes {
+        let shown: String = prefix.chars().take(12).collect();
+        let filter = EventFilter {
+            user: Some(UserMatch::Prefix(prefix.clone())),
+            ..EventFilter::default()
+        };
+        // Newest first: the events' times follow their positions.
+        let want: Vec<i64> = (0..users.len())
+            .rev()
+            .filter(|&i| users[i].starts_with(prefix.as_str()))
+            .map(|i| ids[i])
+            .collect();
+        assert_eq!(every_page(store, &filter, 3), want, "search, prefix {shown:?}");
+        let counted = store
+            .count_events(&filter)
+            .unwrap_or_else(|e| panic!("count: {e}"));
+        assert_eq!(counted, want.len() as u64, "count, prefix {shown:?}");
+        let bounded = store
+            .count_events_upto(&filter, 2)
+            .unwrap_or_else(|e| panic!("bounded count: {e}"));
+        assert_eq!(
+            bounded,
+            want.len().min(2) as u64,
+            "bounded count, prefix {shown:?}"
+        );
+        let mut grouped: Vec<(Option<String>, u64)> = store
+            .group_events(&filter, kaudit_store::EventGroupField::User, 100)
+            .unwrap_or_else(|e| panic!("grouped count: {e}"))
+            .into_iter()
+            .map(|group| (group.key, group.count))
+            .collect();
+        grouped.sort();
+        let mut want_groups: Vec<(Option<String>, u64)> = users
+            .iter()
+            .filter(|user| user.starts_with(prefix.as_str()))
+            .map(|user| (Some(user.clone()), 1))
+            .collect();
+        want_groups.sort();
+        assert_eq!(grouped, want_groups, "grouped count, prefix {shown:?}");
+    }
+}
+
+/// Issue 4: the user-name prefix condition stays a range of the user-name indexes: of the
+/// index of short names, of the `_long` index for a long prefix, of both when some long name
+/// may start with the prefix, including a prefix with no successor (U+10FFFF alone), whose
+/// range has no end.
+#[test]
+fn issue_4_user_prefix_is_a_range_of_the_user_name_indexes() {
+    let Some(harness) = open_harness() else { return };
+    let store = &harness.store;
+    let tail = "x".repeat(3000);
+    let events: Vec<_> = (0..2000i64)
+        .map(|i| {
+            let mut event = testsuite::event("prod", &format!("plan-{i:04}"), T0 + i);
+            event.fields.username = match i {
+                0 => format!("alice{tail}"),
+                1 => format!("{}{tail}", "b".repeat(2100)),
+                _ => format!("user-{i}"),
+            };
+            testsuite::with_raw(event.fields)
+        })
+        .collect();
+    store
+        .insert_batch(&events, &[])
+        .unwrap_or_else(|e| panic!("insert: {e}"));
+    let short = "events_user_time ";
+    let long = "events_user_time_long ";
+    let cases: [(&str, String, &[&str]); 4] = [
+        ("a short prefix", "user-1".to_owned(), &[short]),
+        ("U+10FFFF alone", "\u{10FFFF}".to_owned(), &[short]),
+        ("a prefix of a long name", "alice".to_owned(), &[short, long]),
+        ("a long prefix", "b".repeat(2050), &[long]),
+    ];
+    let plans = store
+        .with_client(|client| {
+            client
+                .batch_execute("ANALYZE events; SET enable_seqscan = off")
+                .unwrap_or_else(|e| panic!("analyze: {e}"));
+            let mut plans = Vec::new();
+            for (name, prefix, _) in &cases {
+                let filter = EventFilter {
+                    user: Some(UserMatch::Prefix(prefix.clone())),
+                    ..EventFilter::default()
+                };
+                let w = crate::read::indexed_event_where(client, &filter)?;
+                let sql = format!("EXPLAIN SELECT COUNT(*) FROM events e{}", w.sql());
+                let rows = client
+                    .query_typed(&sql, &w.refs())
+                    .unwrap_or_else(|e| panic!("explain, {name}: {e}"));
+                let lines: Vec<String> = rows.iter().map(|row| row.get::<_, String>(0) + "\n").collect();
+                plans.push(lines.concat().replace('\n', " \n"));
+            }
+            client
+                .batch_execute("RESET enable_seqscan")
+                .unwrap_or_else(|e| panic!("reset: {e}"));
+            Ok(plans)
+        })
+        .unwrap_or_else(|e| panic!("explain: {e}"));
+    for ((name, _, indexes), plan) in cases.iter().zip(&plans) {
+        assert!(!plan.contains("Seq Scan"), "{name}: {plan}");
+        for index in *indexes {
+            assert!(plan.contains(index), "{name}: {index}in {plan}");
+        }
+        for index in [short, long] {
+            if !indexes.contains(&index) {
+                assert!(!plan.contains(index), "{name}: {index}in {plan}");
+            }
+        }
+    }
+}
