@@ -274,40 +274,17 @@ fn long_users_with_prefix_condition(w: &mut Where, prefix: &str) -> String {
 
 /// A range of `key` (a column or an index's expression) that holds every value starting with
 /// `prefix`, in the form a btree index on `key` serves: from `prefix` to its successor
-/// ([`prefix_successor`]), or from `prefix` on when it has none. The range may hold other
+/// ([`UserMatch::prefix_successor`]), or from `prefix` on when it has none. The range may hold other
 /// values too; the prefix condition's `starts_with` decides.
 fn prefix_range(w: &mut Where, key: &str, prefix: &str) -> String {
     let low = w.param(prefix.to_owned());
-    match prefix_successor(prefix) {
+    match UserMatch::prefix_successor(prefix) {
         Some(successor) => {
             let high = w.param(successor);
             format!("{key} >= {low} AND {key} < {high}")
         }
         None => format!("{key} >= {low}"),
     }
-}
-
-/// The least string above every string that starts with `prefix`, in the order of the text
-/// columns' "C" collation: byte order, which for UTF-8 is the order of code points. That is
-/// `prefix` without its trailing U+10FFFF (the greatest character), its last other character
-/// replaced by the next one (U+D7FF by U+E000: surrogates are not characters). `None` when
-/// `prefix` is empty or only U+10FFFF: no string is above all that start with it.
-///
-/// `prefix` followed by U+10FFFF is not such a bound: a user name that continues the prefix
-/// with U+10FFFF sorts after it.
-fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut successor = prefix.to_owned();
-    while let Some(last) = successor.pop() {
-        let next = match last {
-            '\u{D7FF}' => Some('\u{E000}'),
-            other => char::from_u32(u32::from(other) + 1),
-        };
-        if let Some(next) = next {
-            successor.push(next);
-            return Some(successor);
-        }
-    }
-    None
 }
 
 /// Whether some long user name starts with the filter's user-name prefix (a probe of the

@@ -92,17 +92,24 @@ fn event_where(filter: &EventFilter) -> Where {
     match &filter.user {
         Some(UserMatch::Exact(user)) => w.add("e.username = ?", [Value::Text(user.clone())]),
         Some(UserMatch::Prefix(prefix)) if !prefix.is_empty() => {
-            // The range lets the (username, time) index find the prefix; the substr check makes
-            // it exact.
-            w.add(
-                "e.username >= ? AND e.username < ? AND substr(e.username, 1, ?) = ?",
-                [
-                    Value::Text(prefix.clone()),
-                    Value::Text(format!("{prefix}\u{10FFFF}")),
-                    Value::Integer(prefix.chars().count() as i64),
-                    Value::Text(prefix.clone()),
-                ],
-            );
+            // The range (ending at the prefix's successor, when it has one) rejects most rows
+            // on a comparison; the substr check makes it exact.
+            let starts = [
+                Value::Integer(prefix.chars().count() as i64),
+                Value::Text(prefix.clone()),
+            ];
+            match UserMatch::prefix_successor(prefix) {
+                Some(end) => w.add(
+                    "e.username >= ? AND e.username < ? AND substr(e.username, 1, ?) = ?",
+                    [Value::Text(prefix.clone()), Value::Text(end)]
+                        .into_iter()
+                        .chain(starts),
+                ),
+                None => w.add(
+                    "e.username >= ? AND substr(e.username, 1, ?) = ?",
+                    [Value::Text(prefix.clone())].into_iter().chain(starts),
+                ),
+            }
         }
         Some(UserMatch::Prefix(_)) | None => {}
     }

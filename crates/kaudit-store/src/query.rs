@@ -38,6 +38,29 @@ pub enum UserMatch {
 }
 
 impl UserMatch {
+    /// The least string above every string that starts with `prefix`, in code-point order
+    /// (the byte order of UTF-8, so SQLite's `BINARY` and PostgreSQL's "C" collation): `prefix`
+    /// without its trailing U+10FFFF (the greatest character), its last other character
+    /// replaced by the next one (U+D7FF by U+E000: surrogates are not characters). `None` when
+    /// `prefix` is empty or only U+10FFFF: no string is above all that start with it.
+    ///
+    /// `prefix` followed by U+10FFFF is not such a bound: a user name that continues the
+    /// prefix with U+10FFFF sorts after it.
+    pub fn prefix_successor(prefix: &str) -> Option<String> {
+        let mut successor = prefix.to_owned();
+        while let Some(last) = successor.pop() {
+            let next = match last {
+                '\u{D7FF}' => Some('\u{E000}'),
+                other => char::from_u32(u32::from(other) + 1),
+            };
+            if let Some(next) = next {
+                successor.push(next);
+                return Some(successor);
+            }
+        }
+        None
+    }
+
     /// True when `username` matches.
     pub fn matches(&self, username: &str) -> bool {
         match self {

@@ -42,7 +42,7 @@ macro_rules! store_contract_tests {
             dedupe, atomic_batch, event_filters, alert_filters, pagination_stable_under_inserts,
             grouping_and_histograms, retention, intake_lifecycle, token_lifecycle, config_objects,
             full_event_round_trip, invalid_queries, schema_version, bounded_counts,
-            issue_4_long_values);
+            issue_4_long_values, issue_4_user_prefix_at_the_greatest_character);
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
         $(
@@ -2198,4 +2198,81 @@ fn pick(rng: &mut Rng, values: &[String; 3]) -> String {
 /// A priority for the `k`th alert of a fixture.
 fn priorities_of(k: usize) -> Priority {
     [Priority::Critical, Priority::Warning, Priority::Error][k % 3]
+}
+
+/// A user-name prefix finds every name that starts with it, whichever characters follow:
+/// names continuing with U+10FFFF (the greatest character) or around the surrogate gap, and a
+/// prefix that is only U+10FFFF, in searches, counts, bounded counts and grouped counts alike.
+pub fn issue_4_user_prefix_at_the_greatest_character(h: &dyn Harness) {
+    let store = h.store();
+    let users = [
+        "alice",
+        "alice\u{10FFFF}",
+        "alice\u{10FFFF}x",
+        "alice\u{10FFFF}\u{10FFFF}",
+        "alicex",
+        "alicf",
+        "alicd\u{10FFFF}",
+        "alic",
+        "\u{10FFFF}",
+        "\u{10FFFF}a",
+        "\u{10FFFE}\u{10FFFF}",
+        "k\u{D7FF}",
+        "k\u{D7FF}\u{10FFFF}",
+        "k\u{E000}",
+        "\u{e9}\u{10FFFF}",
+        "\u{ea}",
+    ];
+    let events: Vec<NewEvent> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut e = event("prod", &format!("prefix-{i:02}"), T0 + i as i64);
+            e.fields.username = (*user).to_owned();
+            with_raw(e.fields)
+        })
+        .collect();
+    ok(store.insert_batch(&events, &[]), "insert_batch");
+    h.settle();
+    for prefix in [
+        "alice",
+        "alice\u{10FFFF}",
+        "alic",
+        "\u{10FFFF}",
+        "k\u{D7FF}",
+        "k",
+        "\u{e9}",
+    ] {
+        let mut expected: Vec<&str> = users.iter().copied().filter(|u| u.starts_with(prefix)).collect();
+        expected.sort_unstable();
+        let filter = EventFilter {
+            user: Some(UserMatch::Prefix(prefix.to_owned())),
+            ..EventFilter::default()
+        };
+        let page = ok(
+            store.search_events(&filter, PageRequest::first(100)),
+            "search_events",
+        );
+        let mut found: Vec<&str> = page.items.iter().map(|e| e.fields.username.as_str()).collect();
+        found.sort_unstable();
+        assert_eq!(found, expected, "search with user prefix {prefix:?}");
+        let count = expected.len() as u64;
+        assert_eq!(
+            ok(store.count_events(&filter), "count_events"),
+            count,
+            "count of {prefix:?}"
+        );
+        check_bounded_count(prefix, count, |limit| {
+            ok(store.count_events_upto(&filter, limit), "count_events_upto")
+        });
+        let groups = ok(
+            store.group_events(&filter, EventGroupField::User, 100),
+            "group_events",
+        );
+        let mut grouped: Vec<(Option<String>, u64)> = groups.into_iter().map(|g| (g.key, g.count)).collect();
+        grouped.sort();
+        let wanted: Vec<(Option<String>, u64)> =
+            expected.iter().map(|u| (Some((*u).to_owned()), 1)).collect();
+        assert_eq!(grouped, wanted, "users grouped under prefix {prefix:?}");
+    }
 }
