@@ -177,7 +177,7 @@ impl fmt::Display for Op {
     }
 }
 
-/// A function applied to a field's values before comparing them.
+/// A function applied to values before comparing or printing them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transformer {
     /// `tolower(...)`
@@ -188,10 +188,17 @@ pub enum Transformer {
     B64,
     /// `basename(...)`: the last path component.
     Basename,
-    /// `len(...)`: the length of a string, or the number of values of a list field.
+    /// `len(...)`: the length of a string, or the number of values of a list.
     Len,
     /// `val(...)`: the value of another field, on the right side of a comparison.
     Val,
+    /// `join(separator, list)`: the values of the list joined by the separator.
+    Join,
+    /// `concat(a, b, ...)`: its arguments (two or more) one after the other.
+    Concat,
+    /// `getopt(args, optstring)`: the short options of an argument list, as getopt(3) reads
+    /// them; `getopt(...)[o]` keeps only the value of option `o`.
+    Getopt,
 }
 
 impl Transformer {
@@ -204,7 +211,19 @@ impl Transformer {
             Transformer::Basename => "basename",
             Transformer::Len => "len",
             Transformer::Val => "val",
+            Transformer::Join => "join",
+            Transformer::Concat => "concat",
+            Transformer::Getopt => "getopt",
         }
+    }
+
+    /// True for the transformers that combine several arguments into one result (`join`,
+    /// `concat`, `getopt`); the others take exactly one argument.
+    pub fn is_multivalue(self) -> bool {
+        matches!(
+            self,
+            Transformer::Join | Transformer::Concat | Transformer::Getopt
+        )
     }
 }
 
@@ -219,50 +238,63 @@ pub struct FieldName {
     pub span: Span,
 }
 
-/// A field, or a transformer applied to an operand.
+/// What a check compares, or an argument of a transformer: a field, a transformer applied to
+/// arguments, or (as a transformer argument only) a literal or a parenthesized list.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
     /// A plain field.
     Field(FieldName),
-    /// `transformer(inner)`.
+    /// `transformer(arg, ...)`, optionally followed by `[arg]` (`getopt(...)[t]`).
     Transform {
         /// The function.
         transformer: Transformer,
-        /// Its argument.
-        inner: Box<Operand>,
+        /// Its arguments, in order (one for the single-argument transformers).
+        args: Vec<Operand>,
+        /// The argument between brackets after the closing parenthesis, unquoted.
+        arg: Option<String>,
         /// Where it was written.
+        span: Span,
+    },
+    /// A quoted string or a number written as a transformer argument (the text as written,
+    /// unquoted).
+    Value(Value),
+    /// `(item, ...)` written as a transformer argument: fields, transformers, quoted strings
+    /// and numbers.
+    List {
+        /// The items.
+        items: Vec<Operand>,
+        /// Where the list was written, parentheses included.
         span: Span,
     },
 }
 
 impl Operand {
-    /// The field at the bottom of the transformer chain.
-    pub fn field(&self) -> &FieldName {
+    /// Visits every field the operand reads, in the order written.
+    pub fn for_each_field<'a>(&'a self, f: &mut dyn FnMut(&'a FieldName)) {
         match self {
-            Operand::Field(f) => f,
-            Operand::Transform { inner, .. } => inner.field(),
+            Operand::Field(name) => f(name),
+            Operand::Transform { args: items, .. } | Operand::List { items, .. } => {
+                items.iter().for_each(|o| o.for_each_field(f));
+            }
+            Operand::Value(_) => {}
         }
     }
 
-    /// The transformers from the outermost to the innermost.
-    pub fn transformers(&self) -> Vec<Transformer> {
-        let mut out = Vec::new();
-        let mut cur = self;
-        while let Operand::Transform {
-            transformer, inner, ..
-        } = cur
-        {
-            out.push(*transformer);
-            cur = inner;
-        }
-        out
+    /// The first field the operand reads, if any.
+    pub fn first_field(&self) -> Option<&FieldName> {
+        let mut first = None;
+        self.for_each_field(&mut |name| {
+            first.get_or_insert(name);
+        });
+        first
     }
 
     /// Where the operand was written.
     pub fn span(&self) -> Span {
         match self {
             Operand::Field(f) => f.span,
-            Operand::Transform { span, .. } => *span,
+            Operand::Value(v) => v.span,
+            Operand::Transform { span, .. } | Operand::List { span, .. } => *span,
         }
     }
 }

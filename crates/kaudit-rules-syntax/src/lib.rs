@@ -10,9 +10,13 @@
 //! Brief overview:
 //! * [`parse_condition`] turns condition text into an [`Expr`] or a [`ParseError`] with the
 //!   byte offset where parsing stopped. Precedence is `not` > `and` > `or`; nesting is
-//!   limited to [`MAX_DEPTH`] grammar levels.
+//!   limited to [`MAX_DEPTH`] grammar levels. Transformers (`tolower(...)`, `join(sep,
+//!   list)`, `concat(a, b, ...)`, `getopt(args, optstring)[o]`, ...) take comma-separated
+//!   arguments: fields, quoted strings, numbers, `(...)` lists and nested transformers; which
+//!   arguments each accepts is the loader's business, as it is libsinsp's compiler's.
 //! * [`to_condition_string`] prints an [`Expr`] as Falco prints `condition_compiled`.
-//! * [`parse_template`] splits an output template into literal text and field tokens.
+//! * [`parse_template`] / [`parse_template_checked`] split an output template into literal
+//!   text, field tokens and transformer tokens (read with [`parse_transformer_prefix`]).
 
 mod ast;
 mod parser;
@@ -20,9 +24,11 @@ mod print;
 mod template;
 
 pub use ast::{Check, Expr, ExprKind, FieldName, Modifier, Op, Operand, Rhs, Span, Transformer, Value};
-pub use parser::{MAX_DEPTH, ParseError, parse_condition};
+pub use parser::{MAX_DEPTH, MAX_OUTPUT_DEPTH, ParseError, parse_condition, parse_transformer_prefix};
 pub use print::{escape_value, to_condition_string, write_check, write_operand};
-pub use template::{FieldToken, Segment, TemplateError, parse_template};
+pub use template::{
+    FieldToken, Segment, TemplateError, TransformToken, parse_template, parse_template_checked,
+};
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,10 @@ use crate::ast::{Check, Expr, ExprKind, FieldName, Modifier, Op, Operand, Rhs, S
 /// conditions. Every grammar level counts, so this is about 200 nested parentheses.
 pub const MAX_DEPTH: u32 = 1000;
 
+/// The deepest recursion allowed in an output template's transformer token: Falco parses
+/// those with its parser's default limit, not the one it sets for conditions.
+pub const MAX_OUTPUT_DEPTH: u32 = 100;
+
 /// A condition that cannot be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (at byte {offset})")]
@@ -33,13 +37,7 @@ pub fn parse_condition(text: &str) -> Result<Expr, ParseError> {
             message: "filter input string is empty".into(),
         });
     }
-    let mut p = Parser {
-        text,
-        bytes: text.as_bytes(),
-        pos: 0,
-        last_token: String::new(),
-        depth: 0,
-    };
+    let mut p = Parser::new(text, MAX_DEPTH);
     let expr = p.parse_or()?;
     if p.pos != p.bytes.len() {
         return Err(p.error(format!(
@@ -48,6 +46,26 @@ pub fn parse_condition(text: &str) -> Result<Expr, ParseError> {
         )));
     }
     Ok(expr)
+}
+
+/// Parses the transformer at the start of `text` (`toupper(ka.verb)`, `join(",", (a.b, c.d))`)
+/// and returns it with the number of bytes it takes; what follows is left alone. With
+/// `outer_arg`, a `[arg]` right after the closing parenthesis belongs to the transformer
+/// (`getopt(...)[t]`). This is how an output template's `%` token is read.
+pub fn parse_transformer_prefix(text: &str, outer_arg: bool) -> Result<(Operand, usize), ParseError> {
+    let mut p = Parser::new(text, MAX_OUTPUT_DEPTH);
+    p.enter()?;
+    let Some(t) = p.lex_transformer() else {
+        return Err(p.error("expected a transformer"));
+    };
+    p.lex_blank();
+    let operand = p.parse_field_or_transformer_remainder(t, 0, outer_arg)?;
+    Ok((operand, p.pos))
+}
+
+/// True when `text` starts with a transformer's name and its `(` (not `val(`).
+pub(crate) fn starts_with_transformer(text: &str) -> bool {
+    TRANSFORMERS.iter().any(|(name, _)| text.starts_with(name))
 }
 
 /// Binary operators whose right side is a number (or a transformed field), longest first.
@@ -76,13 +94,17 @@ const LIST_OPS: [(&str, Op); 3] = [
     ("pmatch", Op::PMatch),
 ];
 
-/// Transformers that may start a check or a value, with their opening parenthesis.
-const TRANSFORMERS: [(&str, Transformer); 5] = [
+/// Transformers that may start a check, a value or an argument, with their opening
+/// parenthesis (`val(` is apart: it only starts a value, and takes only a field).
+const TRANSFORMERS: [(&str, Transformer); 8] = [
     ("tolower(", Transformer::ToLower),
     ("toupper(", Transformer::ToUpper),
     ("b64(", Transformer::B64),
     ("basename(", Transformer::Basename),
     ("len(", Transformer::Len),
+    ("join(", Transformer::Join),
+    ("concat(", Transformer::Concat),
+    ("getopt(", Transformer::Getopt),
 ];
 
 const MODIFIERS: [(&str, Modifier); 3] = [
@@ -91,7 +113,8 @@ const MODIFIERS: [(&str, Modifier); 3] = [
     ("allof", Modifier::AllOf),
 ];
 
-const TRANSFORMER_NAMES: &str = "'val', 'tolower', 'toupper', 'b64', 'basename', 'len'";
+const TRANSFORMER_NAMES: &str =
+    "'val', 'tolower', 'toupper', 'b64', 'basename', 'len', 'join', 'concat', 'getopt'";
 
 const OPERATOR_NAMES: &str = "'exists', '<=', '<', '>=', '>', '==', '=', '!=', 'glob', 'iglob', 'contains', \
      'icontains', 'bcontains', 'startswith', 'bstartswith', 'endswith', 'regex', 'intersects', 'in', 'pmatch'";
@@ -103,6 +126,7 @@ struct Parser<'a> {
     /// The text of the last token recognised, for "unexpected token after" messages.
     last_token: String,
     depth: u32,
+    max_depth: u32,
 }
 
 /// POSIX `[:space:]`.
@@ -116,6 +140,17 @@ fn is_blank(b: u8) -> bool {
 }
 
 impl<'a> Parser<'a> {
+    fn new(text: &'a str, max_depth: u32) -> Parser<'a> {
+        Parser {
+            text,
+            bytes: text.as_bytes(),
+            pos: 0,
+            last_token: String::new(),
+            depth: 0,
+            max_depth,
+        }
+    }
+
     fn error(&self, message: impl Into<String>) -> ParseError {
         ParseError {
             offset: self.pos,
@@ -125,8 +160,8 @@ impl<'a> Parser<'a> {
 
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
-        if self.depth >= MAX_DEPTH {
-            return Err(self.error(format!("exceeded max depth limit of {MAX_DEPTH}")));
+        if self.depth >= self.max_depth {
+            return Err(self.error(format!("exceeded max depth limit of {}", self.max_depth)));
         }
         Ok(())
     }
@@ -424,7 +459,7 @@ impl<'a> Parser<'a> {
             self.parse_condition(left, start)?
         } else if let Some(t) = self.lex_transformer() {
             self.lex_blank();
-            let left = self.parse_field_or_transformer_remainder(t, start)?;
+            let left = self.parse_field_or_transformer_remainder(t, start, true)?;
             self.parse_condition(left, start)?
         } else if self.lex_identifier() {
             Expr {
@@ -441,16 +476,7 @@ impl<'a> Parser<'a> {
     /// The optional `[arg]` after a field name.
     fn parse_field_remainder(&mut self, name: String, start: usize) -> Result<Operand, ParseError> {
         self.enter()?;
-        let mut arg = None;
-        if self.lex_str("[") {
-            if !(self.lex_quoted_str()? || self.lex_field_arg_bare()) {
-                return Err(self.error("expected a valid field argument: a quoted string or a bare string"));
-            }
-            arg = Some(self.last_token.clone());
-            if !self.lex_str("]") {
-                return Err(self.error("expected a ']' token"));
-            }
-        }
+        let arg = self.parse_optional_field_arg()?;
         self.leave();
         Ok(Operand::Field(FieldName {
             name,
@@ -459,40 +485,125 @@ impl<'a> Parser<'a> {
         }))
     }
 
-    /// The argument and closing parenthesis of a transformer, after `name(`.
+    /// `[arg]` after a field or a transformer's closing parenthesis, if there is one.
+    fn parse_optional_field_arg(&mut self) -> Result<Option<String>, ParseError> {
+        if !self.lex_str("[") {
+            return Ok(None);
+        }
+        if !(self.lex_quoted_str()? || self.lex_field_arg_bare()) {
+            return Err(self.error("expected a valid field argument: a quoted string or a bare string"));
+        }
+        let arg = self.last_token.clone();
+        if !self.lex_str("]") {
+            return Err(self.error("expected a ']' token"));
+        }
+        Ok(Some(arg))
+    }
+
+    /// The arguments and closing parenthesis of a transformer, after `name(`, then the
+    /// optional `[arg]` (only when `outer_arg`). Arguments are separated by commas.
     fn parse_field_or_transformer_remainder(
         &mut self,
         transformer: Transformer,
         start: usize,
+        outer_arg: bool,
     ) -> Result<Operand, ParseError> {
         self.enter()?;
         self.lex_blank();
-        let arg_start = self.pos;
-        let mut child = None;
-        if let Some(t) = self.lex_transformer() {
+        let mut args = Vec::new();
+        loop {
+            args.push(self.parse_transformer_arg()?);
             self.lex_blank();
-            child = Some(self.parse_field_or_transformer_remainder(t, arg_start)?);
+            if !self.lex_str(",") {
+                break;
+            }
         }
-        let field_start = self.pos;
-        if self.lex_field_name() {
-            let name = std::mem::take(&mut self.last_token);
-            child = Some(self.parse_field_remainder(name, field_start)?);
-        }
-        let Some(child) = child else {
-            return Err(self.error(format!(
-                "expected a field or a nested valid transformer: {TRANSFORMER_NAMES}"
-            )));
-        };
         self.lex_blank();
         if !self.lex_str(")") {
             return Err(self.error("expected a ')' token closing the transformer"));
         }
+        let arg = if outer_arg {
+            self.parse_optional_field_arg()?
+        } else {
+            None
+        };
         self.leave();
         Ok(Operand::Transform {
             transformer,
-            inner: Box::new(child),
+            args,
+            arg,
             span: self.span_from(start),
         })
+    }
+
+    /// One argument of a transformer: a number, a quoted string, a parenthesized list, a
+    /// transformer or a field, tried in that order.
+    fn parse_transformer_arg(&mut self) -> Result<Operand, ParseError> {
+        self.enter()?;
+        self.lex_blank();
+        let start = self.pos;
+        let arg = if self.lex_hex_num() || self.lex_num() || self.lex_quoted_str()? {
+            Operand::Value(Value {
+                text: self.last_token.clone(),
+                span: self.span_from(start),
+            })
+        } else if self.lex_str("(") {
+            self.parse_transformer_list(start)?
+        } else if let Some(t) = self.lex_transformer() {
+            self.parse_field_or_transformer_remainder(t, start, true)?
+        } else if self.lex_field_name() {
+            let name = std::mem::take(&mut self.last_token);
+            self.parse_field_remainder(name, start)?
+        } else {
+            return Err(self.error(
+                "expected field transformer argument: field, transformer, quoted string, number, or transformer list",
+            ));
+        };
+        self.leave();
+        Ok(arg)
+    }
+
+    /// The items and closing parenthesis of a transformer's list argument, after its `(`.
+    /// Items are fields, transformers, quoted strings and numbers (no bare strings, no
+    /// nested lists); the list may be empty.
+    fn parse_transformer_list(&mut self, start: usize) -> Result<Operand, ParseError> {
+        let mut items = Vec::new();
+        self.lex_blank();
+        if !self.lex_str(")") {
+            items.push(self.parse_transformer_list_item()?);
+            self.lex_blank();
+            while self.lex_str(",") {
+                self.lex_blank();
+                items.push(self.parse_transformer_list_item()?);
+                self.lex_blank();
+            }
+            if !self.lex_str(")") {
+                return Err(self.error("expected ')'"));
+            }
+        }
+        Ok(Operand::List {
+            items,
+            span: self.span_from(start),
+        })
+    }
+
+    fn parse_transformer_list_item(&mut self) -> Result<Operand, ParseError> {
+        let start = self.pos;
+        if self.lex_field_name() {
+            let name = std::mem::take(&mut self.last_token);
+            return self.parse_field_remainder(name, start);
+        }
+        if let Some(t) = self.lex_transformer() {
+            self.lex_blank();
+            return self.parse_field_or_transformer_remainder(t, start, true);
+        }
+        if self.lex_quoted_str()? || self.lex_hex_num() || self.lex_num() {
+            return Ok(Operand::Value(Value {
+                text: self.last_token.clone(),
+                span: self.span_from(start),
+            }));
+        }
+        Err(self.error("expected transformer list argument: field, transformer, quoted string, or number"))
     }
 
     fn parse_condition(&mut self, left: Operand, start: usize) -> Result<Expr, ParseError> {
@@ -689,14 +800,16 @@ impl<'a> Parser<'a> {
             if !self.lex_str(")") {
                 return Err(self.error("expected a ')' token closing the transformer"));
             }
+            let arg = self.parse_optional_field_arg()?;
             Some(Operand::Transform {
                 transformer: Transformer::Val,
-                inner: Box::new(child),
+                args: vec![child],
+                arg,
                 span: self.span_from(start),
             })
         } else if let Some(t) = self.lex_transformer() {
             self.lex_blank();
-            Some(self.parse_field_or_transformer_remainder(t, start)?)
+            Some(self.parse_field_or_transformer_remainder(t, start, true)?)
         } else {
             None
         };

@@ -1,6 +1,10 @@
 //! Printing a tree back to condition text, the way Falco shows a compiled condition
 //! (`condition_compiled` of `falco -L`): logical groups in parentheses, values quoted only
 //! when they hold a blank, a quote or a backslash.
+//!
+//! Like Falco's, the text does not always parse again: a value holding a comma or a
+//! parenthesis, and any string argument of a transformer (`concat(ka.verb,-)` for
+//! `concat(ka.verb, "-")`), print bare where the grammar wants them quoted.
 
 use std::fmt::Write;
 
@@ -107,7 +111,9 @@ fn write_list<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
     out.push(')');
 }
 
-/// Writes an operand (`field[arg]`, `tolower(field)`) as condition text.
+/// Writes an operand (`field[arg]`, `tolower(field)`, `join(",",(a.b,c.d))`) as condition
+/// text, the way Falco prints it: transformer arguments and list items separated by a bare
+/// comma, literals quoted only when they need it.
 pub fn write_operand(out: &mut String, operand: &Operand) {
     match operand {
         Operand::Field(f) => {
@@ -121,12 +127,36 @@ pub fn write_operand(out: &mut String, operand: &Operand) {
             }
         }
         Operand::Transform {
-            transformer, inner, ..
+            transformer,
+            args,
+            arg,
+            ..
         } => {
             out.push_str(transformer.as_str());
-            out.push('(');
-            write_operand(out, inner);
-            out.push(')');
+            write_operands(out, args);
+            if let Some(arg) = arg {
+                out.push('[');
+                if arg.is_empty() {
+                    out.push_str("\"\"");
+                } else {
+                    out.push_str(&escape_value(arg));
+                }
+                out.push(']');
+            }
         }
+        Operand::Value(v) => out.push_str(&escape_value(&v.text)),
+        Operand::List { items, .. } => write_operands(out, items),
     }
+}
+
+/// `(a,b,...)`
+fn write_operands(out: &mut String, items: &[Operand]) {
+    out.push('(');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_operand(out, item);
+    }
+    out.push(')');
 }

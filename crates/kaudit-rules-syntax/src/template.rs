@@ -1,18 +1,25 @@
-//! Output templates: a rule's `output` text with `%field`, `%field[arg]` and `%20field`
-//! tokens, parsed as Falco's event formatter does.
+//! Output templates: a rule's `output` text with `%field`, `%field[arg]`, `%20field` and
+//! `%transformer(...)` tokens, parsed as Falco's event formatter does.
 //!
-//! After a `%` come optional width digits, then the longest prefix of the following text
-//! that is a known field name (the parser asks the caller, which knows the field catalogue),
-//! then an optional `[argument]`. Everything else is literal text. `%%`, `%-20field`, a `%`
-//! at the end and a `%` not followed by a field are errors: the template has no escapes.
+//! After a `%` come optional width digits, then either a transformer written as in a
+//! condition (`%toupper(ka.verb)`, `%join(",", ka.req.pod.containers.image)`; no blank
+//! between its name and `(`), or the longest prefix of the following text that is a known
+//! field name (the parser asks the caller, which knows the field catalogue), then an optional
+//! `[argument]`. Everything else is literal text. `%%`, `%-20field`, a `%` at the end and a `%`
+//! not followed by a field or transformer are errors: the template has no escapes.
+
+use crate::ast::Operand;
+use crate::parser::{parse_transformer_prefix, starts_with_transformer};
 
 /// A piece of a template.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Segment {
     /// Literal text.
     Text(String),
     /// A field to substitute.
     Field(FieldToken),
+    /// A transformer to evaluate and substitute.
+    Transform(TransformToken),
 }
 
 /// A `%field` token.
@@ -41,6 +48,21 @@ impl FieldToken {
     }
 }
 
+/// A `%transformer(...)` token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformToken {
+    /// The transformer and its arguments, as the condition parser reads them.
+    pub operand: Operand,
+    /// The token as written, without `%` and width (`toupper(ka.verb)`).
+    pub written: String,
+    /// The width digits, if any, as for a field.
+    pub width: Option<usize>,
+    /// Byte offset of the `%` in the template.
+    pub start: usize,
+    /// Byte offset just after the token.
+    pub end: usize,
+}
+
 /// A template that cannot be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message} (at byte {offset})")]
@@ -51,8 +73,24 @@ pub struct TemplateError {
     pub message: String,
 }
 
-/// Parses an output template. `is_field` tells whether a name is a known field.
+/// Parses an output template. `is_field` tells whether a name is a known field; every
+/// transformer token that parses is taken (see [`parse_template_checked`]).
 pub fn parse_template(text: &str, is_field: impl Fn(&str) -> bool) -> Result<Vec<Segment>, TemplateError> {
+    parse_template_checked(text, is_field, |_| Ok(()))
+}
+
+/// Parses an output template. `is_field` tells whether a name is a known field;
+/// `check_transform` whether a transformer token can be evaluated (its fields exist, its
+/// arguments have the right types), and why not.
+///
+/// As Falco tries shorter and shorter texts until one compiles, a transformer followed by a
+/// `[arg]` that does not parse or does not compile is taken without it, and the brackets stay
+/// literal text.
+pub fn parse_template_checked(
+    text: &str,
+    is_field: impl Fn(&str) -> bool,
+    check_transform: impl Fn(&Operand) -> Result<(), String>,
+) -> Result<Vec<Segment>, TemplateError> {
     let bytes = text.as_bytes();
     let mut segments = Vec::new();
     let mut literal_start = 0;
@@ -91,6 +129,29 @@ pub fn parse_template(text: &str, is_field: impl Fn(&str) -> bool) -> Result<Vec
         } else {
             None
         };
+        if starts_with_transformer(&text[j..]) {
+            let attempt = |outer_arg: bool| -> Result<(Operand, usize), String> {
+                let (operand, len) =
+                    parse_transformer_prefix(&text[j..], outer_arg).map_err(|e| e.message)?;
+                check_transform(&operand)?;
+                Ok((operand, len))
+            };
+            let (operand, len) = match attempt(true) {
+                Ok(found) => found,
+                Err(reason) => attempt(false)
+                    .map_err(|_| err(format!("invalid formatting token {}: {reason}", &text[j..])))?,
+            };
+            segments.push(Segment::Transform(TransformToken {
+                operand,
+                written: text[j..j + len].to_owned(),
+                width: width.filter(|&w| w > 0),
+                start,
+                end: j + len,
+            }));
+            i = j + len;
+            literal_start = i;
+            continue;
+        }
         let candidate = field_name_len(&bytes[j..]);
         let name_len = (1..=candidate).rev().find(|&n| is_field(&text[j..j + n]));
         let Some(name_len) = name_len else {

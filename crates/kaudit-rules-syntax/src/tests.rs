@@ -172,7 +172,7 @@ fn errors_have_falco_messages_and_offsets() {
     check_err(
         "tolower(x) = 1",
         8,
-        "expected a field or a nested valid transformer",
+        "expected field transformer argument: field, transformer, quoted string, number, or transformer list",
     );
     check_err(
         "tolower(a.b = 1",
@@ -200,7 +200,7 @@ fn nesting_is_limited() {
 fn arbitrary_bytes_never_panic() {
     let pieces = [
         "(", ")", "\"", "'", "\\", "a.b", "x", " ", "=", "in", ",", "[", "]", "not ", "é", "val(", "len(",
-        "oneof (",
+        "oneof (", "join(", "concat(", "getopt(", "5",
     ];
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..20_000 {
@@ -218,11 +218,25 @@ fn arbitrary_bytes_never_panic() {
 
 /// Parses a template with the fields `ka.verb`, `ka.target.name`, `ka.target.namespace` and
 /// `jevt.value` known, and compares a compact rendering: literal text as is, fields as
-/// `{width:name[arg]}`.
+/// `{width:name[arg]}`, transformers as `{width:T:written}`. A transformer is accepted when
+/// every field it reads is known and its `[arg]` is not `bad`.
 #[track_caller]
 fn check_template(template: &str, expected: Result<&str, &str>) {
     let known = ["ka.verb", "ka.target.name", "ka.target.namespace", "jevt.value"];
-    let got = parse_template(template, |n| known.contains(&n));
+    let accept = |o: &Operand| -> Result<(), String> {
+        let mut unknown = None;
+        o.for_each_field(&mut |f| {
+            if !known.contains(&f.name.as_str()) {
+                unknown.get_or_insert_with(|| f.name.clone());
+            }
+        });
+        match (unknown, o) {
+            (Some(name), _) => Err(format!("unknown field {name}")),
+            (None, Operand::Transform { arg: Some(a), .. }) if a == "bad" => Err("bad argument".into()),
+            (None, _) => Ok(()),
+        }
+    };
+    let got = parse_template_checked(template, |n| known.contains(&n), accept);
     match (got, expected) {
         (Ok(segments), Ok(want)) => {
             let mut shown = String::new();
@@ -235,6 +249,15 @@ fn check_template(template: &str, expected: Result<&str, &str>) {
                             shown.push_str(&format!("{w}:"));
                         }
                         shown.push_str(&f.written());
+                        shown.push('}');
+                    }
+                    Segment::Transform(t) => {
+                        shown.push('{');
+                        if let Some(w) = t.width {
+                            shown.push_str(&format!("{w}:"));
+                        }
+                        shown.push_str("T:");
+                        shown.push_str(&t.written);
                         shown.push('}');
                     }
                 }
@@ -267,4 +290,165 @@ fn templates() {
     check_template("%20", Err("formatting cannot end with a number"));
     check_template("%ka.foo", Err("invalid formatting token ka.foo"));
     check_template("%jevt.value[/a", Err("not terminated"));
+}
+
+#[test]
+fn multivalue_transformers_parse_and_print_as_falco() {
+    // Arguments: fields, quoted strings, numbers, lists and transformers, printed with bare
+    // commas and literals quoted only when needed (Falco's compiled-condition style).
+    check(
+        "join(\",\", ka.req.pod.containers.image) = \"a,b\"",
+        "join(,,ka.req.pod.containers.image) = a,b",
+    );
+    check(
+        "concat(ka.verb, \":\", ka.target.name) = create:p",
+        "concat(ka.verb,:,ka.target.name) = create:p",
+    );
+    check(
+        "join(\"-\", ( a.b , \"x y\", 5, 0x1F, tolower(c.d) )) exists",
+        "join(-,(a.b,\"x y\",5,0x1F,tolower(c.d))) exists",
+    );
+    check("join(',', ()) = ''", "join(,,()) = ");
+    check(
+        "getopt((ka.verb, \"-t\"), \"nt:\")[t] = x",
+        "getopt((ka.verb,-t),nt:)[t] = x",
+    );
+    check("getopt(a.b, 'x')[\"\"] exists", "getopt(a.b,x)[\"\"] exists");
+    check(
+        "toupper(join(\"-\", (concat(a.b, c.d), a.b))) = X",
+        "toupper(join(-,(concat(a.b,c.d),a.b))) = X",
+    );
+    // Blanks are allowed inside the parentheses, not between the name and `(`.
+    check("concat( a.b ,c.d ) = x", "concat(a.b,c.d) = x");
+    check_err("concat (a.b, c.d) = x", 7, "unexpected token after 'concat'");
+    // Every transformer takes the general argument list; the loader checks the counts.
+    check("tolower(\"ABC\") = abc", "tolower(ABC) = abc");
+    check("len(a.b, c.d) = 2", "len(a.b,c.d) = 2");
+    check("tolower(a.b)[x] = y", "tolower(a.b)[x] = y");
+    check("a.b = val(c.d)[x]", "a.b = val(c.d)[x]");
+    // On the right side of every kind of operator.
+    check(
+        "ka.verb = concat(ka.user.name, \"x\")",
+        "ka.verb = concat(ka.user.name,x)",
+    );
+    check(
+        "ka.verb in getopt(ka.req.pod.containers.args, \"e:\")",
+        "ka.verb in getopt(ka.req.pod.containers.args,e:)",
+    );
+    check(
+        "len(a.b) > len(join(\"\", (c.d)))",
+        "len(a.b) > len(join(,(c.d)))",
+    );
+}
+
+#[test]
+fn multivalue_transformer_errors_have_falco_messages_and_offsets() {
+    check_err(
+        "join() = x",
+        5,
+        "expected field transformer argument: field, transformer, quoted string, number, or transformer list",
+    );
+    check_err(
+        "join(\",\", ka.verb = x",
+        18,
+        "expected a ')' token closing the transformer",
+    );
+    check_err("concat(a.b, bare) = z", 12, "expected field transformer argument");
+    check_err(
+        "concat(a.b, (x)) = z",
+        13,
+        "expected transformer list argument: field, transformer, quoted string, or number",
+    );
+    check_err("concat(a.b, (\"x\" \"y\")) = z", 17, "expected ')'");
+    check_err(
+        "concat(a.b, ((a.b))) = z",
+        13,
+        "expected transformer list argument",
+    );
+    check_err(
+        "concat(a.b, val(c.d)) = z",
+        12,
+        "expected field transformer argument",
+    );
+    check_err(
+        "getopt(a.b, \"x\")[ = z",
+        17,
+        "expected a valid field argument: a quoted string or a bare string",
+    );
+    check_err("getopt(a.b, \"x\")[t = z", 18, "expected a ']' token");
+    check_err(
+        "join(\",\", a.b",
+        13,
+        "expected a ')' token closing the transformer",
+    );
+    check_err(
+        "ka.verb = ,",
+        10,
+        "expected a string value or a field with a valid transformer: 'val', 'tolower', 'toupper', 'b64', 'basename', 'len', 'join', 'concat', 'getopt'",
+    );
+    // Each nested transformer takes two grammar levels (the transformer, its argument).
+    let nested = |n: usize| format!("{}a.b{} exists", "concat(".repeat(n), ")".repeat(n));
+    assert!(parse_condition(&nested(450)).is_ok());
+    match parse_condition(&nested(600)) {
+        Ok(_) => panic!("600 nested transformers parsed"),
+        Err(e) => assert_eq!(e.message, "exceeded max depth limit of 1000"),
+    }
+}
+
+#[test]
+fn transformer_prefixes_of_output_tokens() {
+    let (operand, len) = parse_transformer_prefix("getopt(a.b, \"t:\")[t] rest", true).unwrap();
+    assert_eq!(len, "getopt(a.b, \"t:\")[t]".len());
+    assert!(matches!(operand, Operand::Transform { arg: Some(ref a), .. } if a == "t"));
+    let (_, len) = parse_transformer_prefix("getopt(a.b, \"t:\")[t] rest", false).unwrap();
+    assert_eq!(len, "getopt(a.b, \"t:\")".len());
+    // Output tokens nest at most as deep as Falco's default parser allows.
+    let deep = format!("{}a.b{}", "toupper(".repeat(60), ")".repeat(60));
+    match parse_transformer_prefix(&deep, true) {
+        Ok(_) => panic!("60 nested transformers parsed in an output token"),
+        Err(e) => assert_eq!(e.message, "exceeded max depth limit of 100"),
+    }
+}
+
+#[test]
+fn templates_with_transformers() {
+    check_template("v=%toupper(ka.verb)!", Ok("v={T:toupper(ka.verb)}!"));
+    check_template(
+        "[%10join(\",\", (ka.verb, ka.target.name))]",
+        Ok("[{10:T:join(\",\", (ka.verb, ka.target.name))}]"),
+    );
+    check_template(
+        "%concat(ka.verb, \"/\", %ka.target.name)",
+        Err(
+            "invalid formatting token concat(ka.verb, \"/\", %ka.target.name): expected field transformer argument",
+        ),
+    );
+    check_template(
+        "%getopt((ka.verb), \"t:\")[t]x",
+        Ok("{T:getopt((ka.verb), \"t:\")[t]}x"),
+    );
+    // A `[arg]` that is refused (or does not parse) is left as text, as Falco's shorter
+    // retries do.
+    check_template(
+        "%getopt((ka.verb), \"t:\")[bad]",
+        Ok("{T:getopt((ka.verb), \"t:\")}[bad]"),
+    );
+    check_template(
+        "%getopt((ka.verb), \"t:\")[t x",
+        Ok("{T:getopt((ka.verb), \"t:\")}[t x"),
+    );
+    check_template(
+        "%toupper(ka.nope) end",
+        Err("invalid formatting token toupper(ka.nope) end: unknown field ka.nope"),
+    );
+    check_template(
+        "%toupper(ka.verb",
+        Err("invalid formatting token toupper(ka.verb: expected a ')' token closing the transformer"),
+    );
+    check_template(
+        "%toupper (ka.verb)",
+        Err("invalid formatting token toupper (ka.verb)"),
+    );
+    check_template("%val(ka.verb)", Err("invalid formatting token val(ka.verb)"));
+    check_template("%toupperx", Err("invalid formatting token toupperx"));
 }

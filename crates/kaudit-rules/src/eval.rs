@@ -9,6 +9,10 @@
 //! value is false (`!=` and `exists` included); on list fields `in` means every value is in
 //! the set and `intersects` that one is; strings compare byte-wise (`<` is lexicographic);
 //! numeric `evt.*` fields compare as numbers.
+//!
+//! Transformers are evaluated from their arguments' values. `join`, `concat` and `getopt`
+//! give a value only when each of their arguments has one; `getopt` may give an empty list,
+//! which exists, is `in` any set and `intersects` none, as in libsinsp.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -17,7 +21,8 @@ use memchr::memmem::Finder;
 use rustc_hash::FxHashSet;
 
 use crate::expr::{ComplexRhs, Expr, Modifier, Op, Operand, Transformer};
-use crate::fields::{EventCtx, FieldRef, ValueKind, Values};
+use crate::fields::{EventCtx, FieldRef, Output, ValueKind, Values};
+use crate::getopt::{Getopt, OptString, getopt};
 
 /// Lists with more items than this are matched through a hash set.
 const HASH_SET_MIN: usize = 8;
@@ -68,6 +73,17 @@ impl<'e> Cache<'e> {
                 self.get(*s, slots);
             }
             COperand::Transform(_, inner) => self.ensure(inner, slots),
+            COperand::Literal(_) => {}
+            COperand::List(items) => items.iter().for_each(|i| self.ensure(&i.operand, slots)),
+            COperand::Join(sep, list) => {
+                self.ensure(sep, slots);
+                self.ensure(list, slots);
+            }
+            COperand::Concat(args) => args.iter().for_each(|a| self.ensure(a, slots)),
+            COperand::Getopt { args, optstring, .. } => {
+                self.ensure(args, slots);
+                self.ensure(optstring, slots);
+            }
         }
     }
 
@@ -91,10 +107,52 @@ pub(crate) struct CheckNode {
     test: Test,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum COperand {
     Slot(usize),
     Transform(Transformer, Box<COperand>),
+    Literal(Box<str>),
+    List(Box<[ListItem]>),
+    Join(Box<COperand>, Box<COperand>),
+    Concat(Box<[COperand]>),
+    Getopt {
+        args: Box<COperand>,
+        optstring: Box<COperand>,
+        /// The optstring parsed once, when it is a literal.
+        parsed: Option<Box<OptString>>,
+        selector: Option<u8>,
+    },
+}
+
+/// An item of a `(a, b, ...)` argument.
+#[derive(Clone, Debug)]
+struct ListItem {
+    operand: COperand,
+    /// A field whose number prints zero-padded to 9 digits (`evt.rawtime.ns`): libsinsp
+    /// turns numeric items into their printed text.
+    padded: bool,
+}
+
+/// An operand compiled on its own, with its own slots: a transformer of an output template.
+#[derive(Clone, Debug)]
+pub(crate) struct CompiledOperand {
+    slots: Slots,
+    operand: COperand,
+}
+
+impl CompiledOperand {
+    pub fn new(operand: &Operand) -> CompiledOperand {
+        let mut slots = Slots::default();
+        let operand = compile_operand(operand, &mut slots);
+        CompiledOperand { slots, operand }
+    }
+
+    /// The operand's values for one event.
+    pub fn values<'e>(&self, ctx: &'e EventCtx<'e>) -> Values<'e> {
+        let mut cache = Cache::new(ctx, self.slots.refs.len());
+        cache.ensure(&self.operand, &self.slots);
+        operand_values(&self.operand, &cache).into_owned()
+    }
 }
 
 /// A test on string values.
@@ -198,7 +256,7 @@ pub(crate) fn operand_is_numeric(o: &Operand) -> bool {
         Operand::Field(f) => f.info().kind == ValueKind::Number,
         Operand::Transform(Transformer::Len, _) => true,
         Operand::Transform(Transformer::Val, inner) => operand_is_numeric(inner),
-        Operand::Transform(_, _) => false,
+        Operand::Transform(_, _) | Operand::Multi { .. } | Operand::Literal(_) | Operand::List(_) => false,
     }
 }
 
@@ -207,6 +265,46 @@ fn compile_operand(o: &Operand, slots: &mut Slots) -> COperand {
         Operand::Field(f) => COperand::Slot(slots.slot(f)),
         Operand::Transform(Transformer::Val, inner) => compile_operand(inner, slots),
         Operand::Transform(t, inner) => COperand::Transform(*t, Box::new(compile_operand(inner, slots))),
+        Operand::Literal(text) => COperand::Literal(text.as_str().into()),
+        Operand::List(items) => COperand::List(
+            items
+                .iter()
+                .map(|i| ListItem {
+                    operand: compile_operand(i, slots),
+                    padded: matches!(i, Operand::Field(f) if f.info().output == Output::PaddedNanos),
+                })
+                .collect(),
+        ),
+        Operand::Multi {
+            transformer,
+            args,
+            selector,
+        } => {
+            let mut args = args.iter().map(|a| compile_operand(a, slots));
+            // The loader checked the argument counts; a missing one reads as no value.
+            let mut next = || Box::new(args.next().unwrap_or(COperand::List(Box::new([]))));
+            match transformer {
+                Transformer::Join => {
+                    let sep = next();
+                    COperand::Join(sep, next())
+                }
+                Transformer::Getopt => {
+                    let list = next();
+                    let optstring = next();
+                    let parsed = match &*optstring {
+                        COperand::Literal(text) => Some(Box::new(OptString::parse(text))),
+                        _ => None,
+                    };
+                    COperand::Getopt {
+                        args: list,
+                        optstring,
+                        parsed,
+                        selector: *selector,
+                    }
+                }
+                _ => COperand::Concat(args.collect()),
+            }
+        }
     }
 }
 
@@ -348,6 +446,8 @@ fn transform<'e>(t: Transformer, values: Values<'e>) -> Values<'e> {
     let map = |values: Values<'e>, f: &dyn Fn(&str) -> Option<String>| -> Values<'e> {
         match values {
             Values::One(s) => f(&s).map_or(Values::None, |v| Values::One(Cow::Owned(v))),
+            // An empty list (from `getopt`) stays an empty list.
+            Values::Many(v) if v.is_empty() => Values::Many(v),
             Values::Many(v) => {
                 let out: Vec<Cow<'e, str>> = v.iter().filter_map(|s| f(s).map(Cow::Owned)).collect();
                 if out.is_empty() {
@@ -361,7 +461,8 @@ fn transform<'e>(t: Transformer, values: Values<'e>) -> Values<'e> {
         }
     };
     match t {
-        Transformer::Val => values,
+        // `val` is compiled away, and the multivalue transformers are operands of their own.
+        Transformer::Val | Transformer::Join | Transformer::Concat | Transformer::Getopt => values,
         Transformer::ToLower => map(values, &|s| Some(s.to_ascii_lowercase())),
         Transformer::ToUpper => map(values, &|s| Some(s.to_ascii_uppercase())),
         Transformer::Basename => map(values, &|s| Some(s.rsplit('/').next().unwrap_or("").to_owned())),
@@ -406,13 +507,84 @@ fn operand_values<'c, 'e>(o: &COperand, cache: &'c Cache<'e>) -> Cow<'c, Values<
     match o {
         COperand::Slot(s) => Cow::Borrowed(cache.peek(*s)),
         COperand::Transform(t, inner) => Cow::Owned(transform(*t, operand_values(inner, cache).into_owned())),
+        other => Cow::Owned(combine(other, cache).unwrap_or(Values::None)),
     }
+}
+
+/// The values of a literal, a list or a multivalue transformer; `None` when an argument has
+/// no value.
+fn combine<'e>(o: &COperand, cache: &Cache<'e>) -> Option<Values<'e>> {
+    Some(match o {
+        COperand::Literal(text) => Values::One(Cow::Owned(text.to_string())),
+        COperand::List(items) => {
+            let mut out = Vec::new();
+            for item in items.iter() {
+                let values = operand_values(&item.operand, cache);
+                match &*values {
+                    Values::Number(n) if item.padded => out.push(Cow::Owned(format!("{n:09}"))),
+                    other => out.extend(texts(other)?),
+                }
+            }
+            Values::Many(out)
+        }
+        COperand::Join(sep, list) => {
+            let sep = first_text(&operand_values(sep, cache))?;
+            let items = texts(&operand_values(list, cache))?;
+            Values::One(Cow::Owned(items.join(&*sep)))
+        }
+        COperand::Concat(args) => {
+            let mut out = String::new();
+            for a in args.iter() {
+                out.push_str(&first_text(&operand_values(a, cache))?);
+            }
+            Values::One(Cow::Owned(out))
+        }
+        COperand::Getopt {
+            args,
+            optstring,
+            parsed,
+            selector,
+        } => {
+            let own;
+            let opts = match parsed {
+                Some(p) => p,
+                None => {
+                    own = OptString::parse(&first_text(&operand_values(optstring, cache))?);
+                    &own
+                }
+            };
+            let args = texts(&operand_values(args, cache))?;
+            match getopt(&args, opts, *selector) {
+                Getopt::List(list) => Values::Many(list.into_iter().map(Cow::Owned).collect()),
+                Getopt::Selected(one) => Values::One(Cow::Owned(one?)),
+            }
+        }
+        COperand::Slot(_) | COperand::Transform(..) => operand_values(o, cache).into_owned(),
+    })
+}
+
+/// Every value as text (numbers in decimal); `None` without a value.
+fn texts<'e>(values: &Values<'e>) -> Option<Vec<Cow<'e, str>>> {
+    match values {
+        Values::None => None,
+        Values::One(s) => Some(vec![s.clone()]),
+        Values::Many(v) => Some(v.clone()),
+        Values::Number(n) => Some(vec![Cow::Owned(n.to_string())]),
+    }
+}
+
+/// The first value as text, where libsinsp reads a single value: `None` without a value or
+/// for an empty list.
+fn first_text<'e>(values: &Values<'e>) -> Option<Cow<'e, str>> {
+    texts(values)?.into_iter().next()
 }
 
 impl Test {
     fn holds(&self, values: &Values<'_>, cache: &Cache<'_>) -> bool {
         match self {
             Test::Exists => !values.is_none(),
+            // An empty list (from `getopt`) is in any set, as in libsinsp.
+            Test::In(_) if matches!(values, Values::Many(v) if v.is_empty()) => true,
             Test::In(set) => {
                 let mut any = false;
                 for v in values.strs() {

@@ -2,6 +2,8 @@
 //! every field resolved: what tools that analyse rules statically walk (the policy coverage
 //! tool reads the verbs, resources and body levels a rule needs from it).
 
+use std::sync::LazyLock;
+
 pub use kaudit_rules_syntax::{Modifier, Op, Transformer};
 
 use crate::fields::FieldRef;
@@ -44,24 +46,61 @@ pub struct ComplexCheck {
     pub right: ComplexRhs,
 }
 
-/// A field, possibly transformed.
+/// A field, possibly transformed, or what a transformer combines.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
     /// The field's values.
     Field(FieldRef),
-    /// A transformer applied to an operand (`tolower(ka.useragent)`, `val(ka.resp.name)`).
+    /// A single-argument transformer applied to an operand (`tolower(ka.useragent)`,
+    /// `val(ka.resp.name)`).
     Transform(Transformer, Box<Operand>),
+    /// A transformer that combines several arguments: `join(sep, list)`, `concat(a, b, ...)`,
+    /// `getopt(args, optstring)` and `getopt(...)[o]`.
+    Multi {
+        /// [`Transformer::Join`], [`Transformer::Concat`] or [`Transformer::Getopt`].
+        transformer: Transformer,
+        /// The arguments, in order.
+        args: Vec<Operand>,
+        /// The option character of `getopt(...)[o]`.
+        selector: Option<u8>,
+    },
+    /// A quoted string or a number written as a transformer argument: that text.
+    Literal(String),
+    /// `(a, b, ...)` written as a transformer argument: the values of the items, in order.
+    List(Vec<Operand>),
 }
 
 impl Operand {
-    /// The field at the bottom of the transformer chain.
+    /// The first field the operand reads. An operand made of literals only reads none and
+    /// answers `evt.num`, which every event has, so that an analysis taking the most
+    /// demanding field of an operand still sees the metadata level. Operands that read several
+    /// fields (`concat`, `join`, `getopt`) are better walked with [`Operand::fields`].
     pub fn field(&self) -> &FieldRef {
+        self.fields().into_iter().next().unwrap_or_else(|| &EVT_NUM)
+    }
+
+    /// Every field the operand reads, in the order written (with repetitions).
+    pub fn fields(&self) -> Vec<&FieldRef> {
+        let mut out = Vec::new();
+        self.collect_fields(&mut out);
+        out
+    }
+
+    fn collect_fields<'a>(&'a self, out: &mut Vec<&'a FieldRef>) {
         match self {
-            Operand::Field(f) => f,
-            Operand::Transform(_, inner) => inner.field(),
+            Operand::Field(f) => out.push(f),
+            Operand::Transform(_, inner) => inner.collect_fields(out),
+            Operand::Multi { args: items, .. } | Operand::List(items) => {
+                items.iter().for_each(|o| o.collect_fields(out));
+            }
+            Operand::Literal(_) => {}
         }
     }
 }
+
+/// What [`Operand::field`] answers for an operand that reads no field.
+static EVT_NUM: LazyLock<FieldRef> =
+    LazyLock::new(|| crate::fields::resolve("evt.num", None).expect("evt.num is in the field catalogue"));
 
 /// The right side of a [`ComplexCheck`].
 #[derive(Clone, Debug, PartialEq)]
@@ -91,9 +130,9 @@ impl Expr {
             Expr::Not(child) => child.for_each_field(f),
             Expr::Check { field, .. } => f(field),
             Expr::Complex(c) => {
-                f(c.left.field());
+                c.left.fields().into_iter().for_each(&mut *f);
                 if let ComplexRhs::Operand(o) = &c.right {
-                    f(o.field());
+                    o.fields().into_iter().for_each(f);
                 }
             }
         }

@@ -59,6 +59,7 @@ mod error;
 mod eval;
 mod expr;
 pub mod fields;
+mod getopt;
 mod glob;
 mod loader;
 mod output;

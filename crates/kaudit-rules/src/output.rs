@@ -1,11 +1,14 @@
 //! Alert output: rendering a rule's `output` template for an event exactly as Falco does
-//! (`<NA>` for missing values, `(a,b)` for list fields, width padding and cutting), the JSON
-//! `output_fields`, and the [`Alert`] with Falco's JSON alert shape.
+//! (`<NA>` for missing values, `(a,b)` for list fields and list results, width padding and
+//! cutting, transformers evaluated), the JSON `output_fields` (the fields as written, and the
+//! fields read by transformers, untransformed), and the [`Alert`] with Falco's JSON alert
+//! shape.
 
 use kaudit_model::Priority;
 use serde_json::{Map, Value as Json};
 
-use crate::fields::{EventCtx, FieldRef};
+use crate::eval::CompiledOperand;
+use crate::fields::{self, EventCtx, FieldRef, Values};
 
 /// A piece of a compiled output template.
 #[derive(Clone, Debug)]
@@ -22,6 +25,16 @@ pub(crate) enum OutputSegment {
         /// `output_fields`.
         key: String,
     },
+    /// A transformer (`%toupper(ka.verb)`, `%join(",", ka.req.pod.containers.image)`).
+    Transform {
+        /// The transformer, ready to evaluate.
+        compiled: Box<CompiledOperand>,
+        /// Pad or cut the value to this many characters.
+        width: Option<usize>,
+        /// The fields it reads. As in Falco, these (untransformed) are what `output_fields`
+        /// shows; the transformed value only appears in the message.
+        fields: Vec<FieldRef>,
+    },
 }
 
 /// The text Falco prints for a field without a value.
@@ -34,34 +47,51 @@ pub(crate) fn render<'e>(segments: &[OutputSegment], ctx: &'e EventCtx<'e>) -> S
         match s {
             OutputSegment::Text(t) => out.push_str(t),
             OutputSegment::Field { field, width, .. } => {
-                let text = field.output_text(ctx);
-                let text = text.as_deref().unwrap_or(NA);
-                match width {
-                    None => out.push_str(text),
-                    Some(w) => {
-                        let mut n = 0;
-                        for c in text.chars().take(*w) {
-                            out.push(c);
-                            n += 1;
-                        }
-                        out.extend(std::iter::repeat_n(' ', w - n));
-                    }
-                }
+                push_padded(&mut out, field.output_text(ctx).as_deref().unwrap_or(NA), *width);
+            }
+            OutputSegment::Transform { compiled, width, .. } => {
+                let text = match compiled.values(ctx) {
+                    Values::None => None,
+                    Values::One(v) => Some(v),
+                    Values::Number(n) => Some(n.to_string().into()),
+                    Values::Many(v) => Some(fields::list_text(&v).into()),
+                };
+                push_padded(&mut out, text.as_deref().unwrap_or(NA), *width);
             }
         }
     }
     out
 }
 
+/// Appends `text`, padded with spaces or cut to `width` characters when there is a width.
+fn push_padded(out: &mut String, text: &str, width: Option<usize>) {
+    match width {
+        None => out.push_str(text),
+        Some(w) => {
+            let mut n = 0;
+            for c in text.chars().take(w) {
+                out.push(c);
+                n += 1;
+            }
+            out.extend(std::iter::repeat_n(' ', w - n));
+        }
+    }
+}
+
 /// The `output_fields` of a template for one event: each field once, under its key as
 /// written, in template order.
 pub(crate) fn output_fields<'e>(segments: &[OutputSegment], ctx: &'e EventCtx<'e>) -> Vec<(String, Json)> {
     let mut out: Vec<(String, Json)> = Vec::new();
+    let mut add = |key: String, field: &FieldRef| {
+        if !out.iter().any(|(k, _)| *k == key) {
+            out.push((key, field.output_json(ctx)));
+        }
+    };
     for s in segments {
-        if let OutputSegment::Field { field, key, .. } = s
-            && !out.iter().any(|(k, _)| k == key)
-        {
-            out.push((key.clone(), field.output_json(ctx)));
+        match s {
+            OutputSegment::Field { field, key, .. } => add(key.clone(), field),
+            OutputSegment::Transform { fields, .. } => fields.iter().for_each(|f| add(f.display(), f)),
+            OutputSegment::Text(_) => {}
         }
     }
     out

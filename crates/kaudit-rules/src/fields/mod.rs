@@ -408,7 +408,7 @@ const MAX_LIST_TEXT: usize = 1023;
 
 /// Falco's text of a list value: `(a,b)`; the comma is written only when the text built so far
 /// inside the parentheses is non-empty, so `["", "*"]` gives `(*)`.
-fn list_text(values: &[Cow<'_, str>]) -> String {
+pub(crate) fn list_text(values: &[Cow<'_, str>]) -> String {
     let mut out = String::from("(");
     for v in values {
         if out.len() > 1 {

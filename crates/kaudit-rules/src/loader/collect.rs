@@ -980,7 +980,7 @@ impl Reader<'_, '_> {
             }
             if source_known {
                 for f in &ex.fields.items {
-                    if crate::fields::lookup(&f.item).is_none() {
+                    if !super::check::is_valid_lhs_field(&f.item) {
                         return Err(err(format!("'{}' is not a supported filter field", f.item)));
                     }
                 }
@@ -997,7 +997,7 @@ impl Reader<'_, '_> {
                     "When fields is a single value, comps must be one of (in, pmatch, intersects)".into(),
                 ));
             }
-            if source_known && crate::fields::lookup(&ex.fields.item).is_none() {
+            if source_known && !super::check::is_valid_lhs_field(&ex.fields.item) {
                 return Err(err(format!(
                     "'{}' is not a supported filter field",
                     ex.fields.item

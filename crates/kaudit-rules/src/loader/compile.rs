@@ -7,11 +7,12 @@ use std::collections::HashMap;
 
 use kaudit_rules_syntax::{self as syntax, ExprKind, Rhs, Span};
 
-use super::check::{CheckError, convert};
+use super::check::{self, CheckError, convert};
 use super::collect::Collection;
 use super::place::{Files, Place, PlacedText, quote_with_caret};
 use super::subst::{NO_ORIGIN, Rewritten, add_exceptions, substitute_list};
 use crate::error::{LoadError, LoadErrorKind, Warning};
+use crate::eval::CompiledOperand;
 use crate::fields;
 use crate::output::OutputSegment;
 use crate::ruleset::{RuleInfo, SkippedRule};
@@ -351,10 +352,12 @@ impl<'a> Compiler<'a> {
                 expr,
                 output_fields: output
                     .iter()
-                    .filter_map(|s| match s {
-                        OutputSegment::Field { field, .. } => Some(field.clone()),
-                        OutputSegment::Text(_) => None,
+                    .flat_map(|s| match s {
+                        OutputSegment::Field { field, .. } => std::slice::from_ref(field),
+                        OutputSegment::Transform { fields, .. } => fields.as_slice(),
+                        OutputSegment::Text(_) => &[],
                     })
+                    .cloned()
                     .collect(),
                 file: source,
                 line: r.place.span.line,
@@ -402,10 +405,11 @@ impl<'a> Compiler<'a> {
         }
         let mut found = None;
         cond.for_each_check(&mut |c| {
-            let f = c.left.field();
-            if found.is_none() && is_k8s(&f.name) {
-                found = Some((f.span, f.name.clone()));
-            }
+            c.left.for_each_field(&mut |f| {
+                if found.is_none() && is_k8s(&f.name) {
+                    found = Some((f.span, f.name.clone()));
+                }
+            });
         });
         found.map(|(span, name)| {
             let message = format!("filter_check called with nonexistent field {name} ({hint})");
@@ -428,13 +432,17 @@ impl<'a> Compiler<'a> {
         output: &PlacedText,
         label: &str,
     ) -> Result<Vec<OutputSegment>, Box<(LoadError, bool)>> {
-        let segments =
-            syntax::parse_template(&output.text, |n| fields::lookup(n).is_some()).map_err(|e| {
-                let err =
-                    self.files
-                        .error_in_text(LoadErrorKind::Output, output, e.offset, Some(label), e.message);
-                Box::new((err, true))
-            })?;
+        let segments = syntax::parse_template_checked(
+            &output.text,
+            |n| fields::lookup(n).is_some(),
+            |o| check::output_operand(o).map(|_| ()).map_err(|e| e.message),
+        )
+        .map_err(|e| {
+            let err =
+                self.files
+                    .error_in_text(LoadErrorKind::Output, output, e.offset, Some(label), e.message);
+            Box::new((err, true))
+        })?;
         let mut out = Vec::with_capacity(segments.len());
         for s in segments {
             match s {
@@ -454,6 +462,23 @@ impl<'a> Compiler<'a> {
                     out.push(OutputSegment::Field {
                         key: tok.written(),
                         field,
+                        width: tok.width,
+                    });
+                }
+                syntax::Segment::Transform(tok) => {
+                    let operand = check::output_operand(&tok.operand).map_err(|e| {
+                        let err = self.files.error_in_text(
+                            LoadErrorKind::Output,
+                            output,
+                            tok.start,
+                            Some(label),
+                            e.message,
+                        );
+                        Box::new((err, e.unknown_field))
+                    })?;
+                    out.push(OutputSegment::Transform {
+                        fields: operand.fields().into_iter().cloned().collect(),
+                        compiled: Box::new(CompiledOperand::new(&operand)),
                         width: tok.width,
                     });
                 }
@@ -592,9 +617,13 @@ fn retag(e: &mut syntax::Expr, id: u32) {
 fn retag_operand(o: &mut syntax::Operand, id: u32) {
     match o {
         syntax::Operand::Field(f) => f.span.source = id,
-        syntax::Operand::Transform { inner, span, .. } => {
+        syntax::Operand::Value(v) => v.span.source = id,
+        syntax::Operand::Transform {
+            args: items, span, ..
+        }
+        | syntax::Operand::List { items, span } => {
             span.source = id;
-            retag_operand(inner, id);
+            items.iter_mut().for_each(|i| retag_operand(i, id));
         }
     }
 }
