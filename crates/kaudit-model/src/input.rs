@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::event::{AuditEvent, EventError, RawEvent};
 use crate::json;
+use crate::outline::{Lines, outline};
 use crate::scan;
 
 /// Where an event or a skipped piece of input starts.
@@ -82,7 +83,17 @@ pub enum SkipReason {
     /// The event has no usable `stageTimestamp`.
     #[error("{0}")]
     BadTimestamp(String),
+    /// Arrays and objects nest deeper than [`MAX_NESTING`] levels.
+    #[error("JSON nested deeper than {MAX_NESTING} levels")]
+    TooDeep,
 }
+
+/// Deepest nesting of arrays and objects read, counting an `EventList` and its items:
+/// serde_json's own recursion limit, far above what Kubernetes objects use. Deeper input is
+/// skipped before any parser sees it, so that no recursive code downstream (parsing, field
+/// extraction, rendering) can exhaust the stack: serde_json skips the nested values it does
+/// not deserialize (raw `requestObject`s) without a depth limit.
+pub const MAX_NESTING: usize = 128;
 
 /// Reads every audit event in `input`, calling `on_event` for each in input order and
 /// `on_skip` for each piece of input that is not one. Events borrow `input`.
@@ -92,10 +103,13 @@ pub fn read_input<'a>(input: &'a [u8], mut on_event: impl FnMut(Located<'a>), mu
         on_event: &mut on_event,
         on_skip: &mut on_skip,
     };
-    if needs_whole_document(input) {
+    // One pass over the structure, lines read as separate texts: it bounds the nesting of
+    // every line and, on the usual input, says that the first line holds a whole value.
+    let lines = outline(input, Lines::Separate, MAX_NESTING);
+    if needs_whole_document(input, lines.first_close) {
         read_document(input, &mut sink);
     } else {
-        read_lines(input, &mut sink);
+        read_lines(input, lines.too_deep_at.is_some(), &mut sink);
     }
 }
 
@@ -113,7 +127,8 @@ pub fn read_json_lines<'a>(
         on_event: &mut on_event,
         on_skip: &mut on_skip,
     };
-    read_lines(input, &mut sink);
+    let some_too_deep = outline(input, Lines::Separate, MAX_NESTING).too_deep_at.is_some();
+    read_lines(input, some_too_deep, &mut sink);
 }
 
 struct Sink<'s, 'a> {
@@ -128,12 +143,14 @@ impl<'a> Sink<'_, 'a> {
 }
 
 /// True when the first value in the input does not end on its first line: the input is a
-/// pretty-printed document rather than JSON lines.
-fn needs_whole_document(input: &[u8]) -> bool {
+/// pretty-printed document rather than JSON lines. `first_close` is where the outline of the
+/// input, lines read separately, saw the first array or object close.
+fn needs_whole_document(input: &[u8], first_close: Option<usize>) -> bool {
     // memchr for the line ends: a webhook body is one line of hundreds of KiB.
     let mut rest = input;
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line_end = input.len() - rest.len() + end;
         let line = trim_blanks(&rest[..end]);
         rest = rest.get(end + 1..).unwrap_or(&[]);
         if line.is_empty() {
@@ -143,9 +160,11 @@ fn needs_whole_document(input: &[u8]) -> bool {
             return false;
         }
         // Most inputs close their first value on its line (JSON lines, and webhook bodies,
-        // which are one line); a bracket count says so without parsing what may be the whole
-        // body. Only a value left open needs the parser's word on whether it is cut short.
-        if first_value_closes(line) {
+        // which are one line); the outline says so without parsing what may be the whole
+        // body. Only blanks come before this line, so the first bracket that closes to depth
+        // zero closes its value. Only a value left open needs the parser's word on whether it
+        // is cut short.
+        if first_close.is_some_and(|close| close <= line_end) {
             return false;
         }
         return match serde_json::from_slice::<serde::de::IgnoredAny>(line) {
@@ -154,12 +173,6 @@ fn needs_whole_document(input: &[u8]) -> bool {
         };
     }
     false
-}
-
-/// True when the brackets opened at the start of `line` all close within it (strings and
-/// their escapes skipped). When they do, the value cannot be cut short by the line's end.
-fn first_value_closes(line: &[u8]) -> bool {
-    matches!(line.first(), Some(b'{' | b'[')) && scan::value_end(line, 0).is_some()
 }
 
 fn trim_blanks(mut s: &[u8]) -> &[u8] {
@@ -180,7 +193,9 @@ fn trim_blanks(mut s: &[u8]) -> &[u8] {
     s
 }
 
-fn read_lines<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
+/// `some_too_deep`: whether the outline of `input` found a line nested too deep; each line is
+/// then checked on its own.
+fn read_lines<'a>(input: &'a [u8], some_too_deep: bool, sink: &mut Sink<'_, 'a>) {
     let mut start = 0;
     let mut line_no = 0;
     while start < input.len() {
@@ -194,6 +209,10 @@ fn read_lines<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
         };
         let line = trim_blanks(line);
         if line.is_empty() {
+            continue;
+        }
+        if some_too_deep && outline(line, Lines::Separate, MAX_NESTING).too_deep_at.is_some() {
+            sink.skip(position, SkipReason::TooDeep);
             continue;
         }
         match std::str::from_utf8(line) {
@@ -226,18 +245,33 @@ fn read_document<'a>(input: &'a [u8], sink: &mut Sink<'_, 'a>) {
             return;
         }
     };
+    let some_too_deep = outline(input, Lines::Joined, MAX_NESTING).too_deep_at.is_some();
     let mut index = LineIndex::new(text);
+    // The stream finds each value's end without recursing, however deep it nests.
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     loop {
         let before = stream.byte_offset();
         match stream.next() {
             None => break,
             Some(Ok(value)) => {
+                let start = offset_in(text, value.get());
                 let position = Position {
-                    line: index.line_of(offset_in(text, value.get())),
+                    line: index.line_of(start),
                     item: None,
                 };
-                handle_value(value.get(), position, &mut index, sink);
+                let too_deep = some_too_deep
+                    .then(|| outline(value.get().as_bytes(), Lines::Joined, MAX_NESTING).too_deep_at)
+                    .flatten();
+                match too_deep {
+                    Some(at) => sink.skip(
+                        Position {
+                            line: index.line_of(start + at),
+                            item: None,
+                        },
+                        SkipReason::TooDeep,
+                    ),
+                    None => handle_value(value.get(), position, &mut index, sink),
+                }
             }
             Some(Err(e)) => {
                 // A document that is not valid JSON cannot be resynchronised reliably: report
@@ -462,7 +496,8 @@ mod tests {
                 state ^= state << 17;
                 line.extend_from_slice(alphabet[(state % alphabet.len() as u64) as usize]);
             }
-            if first_value_closes(&line) {
+            let closes = outline(&line, Lines::Separate, MAX_NESTING).first_close.is_some();
+            if closes {
                 let parsed = serde_json::from_slice::<serde::de::IgnoredAny>(&line);
                 assert!(
                     !parsed.is_err_and(|e| e.is_eof()),
@@ -561,6 +596,41 @@ mod tests {
         assert_eq!(skips.len(), 1, "{skips:?}");
         let shallow = format!("[[{}]]", ev("b"));
         assert_eq!(read(&shallow).0.len(), 1);
+    }
+
+    #[test]
+    fn input_nested_too_deep_is_skipped_alone() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let lines = format!("{}\n{}\n{}\n", ev("a"), deep(MAX_NESTING + 1), ev("b"));
+        let (events, skips) = read(&lines);
+        assert_eq!(events.len(), 2);
+        assert_eq!(skips.len(), 1);
+        assert_eq!(skips[0].to_string(), "line 2: JSON nested deeper than 128 levels");
+        // At the limit it is only arrays, refused by what follows.
+        let (_, skips) = read(&deep(MAX_NESTING));
+        assert!(matches!(skips[0].reason, SkipReason::NotAnEvent(_)));
+        // A pretty-printed document: the deep value is named by the line of its deepest
+        // bracket; the values around it are read.
+        let document = format!(
+            "{}\n[\n{}\n]\n{}\n",
+            ev("a").replace(",", ",\n"),
+            deep(MAX_NESTING),
+            ev("b")
+        );
+        let (events, skips) = read(&document);
+        assert_eq!(events.len(), 2, "{skips:?}");
+        assert_eq!(skips.len(), 1);
+        assert_eq!(skips[0].position.line, 6);
+        assert_eq!(skips[0].reason, SkipReason::TooDeep);
+        // A string full of brackets is not nesting.
+        let in_string = ev("c").replace("\"a\"", &format!("\"{}\"", "[{".repeat(500)));
+        assert_eq!(read(&in_string).0.len(), 1);
+        // A line left deep does not hide the next line's events.
+        let open = format!("{}\n{}\n{}\n", ev("d"), "{\"a\":".repeat(200), ev("e"));
+        let (events, skips) = read(&open);
+        assert_eq!(events.len(), 2);
+        assert_eq!(skips[0].position.line, 2);
+        assert_eq!(skips[0].reason, SkipReason::TooDeep);
     }
 
     #[test]

@@ -18,11 +18,14 @@
 mod event;
 mod input;
 pub mod json;
+mod outline;
 mod scan;
 mod time;
 mod vocab;
 
 pub use event::{AuditEvent, ObjectRef, ResponseStatus, Text, UserInfo};
-pub use input::{Located, MAX_ARRAY_NESTING, Position, Skip, SkipReason, read_input, read_json_lines};
+pub use input::{
+    Located, MAX_ARRAY_NESTING, MAX_NESTING, Position, Skip, SkipReason, read_input, read_json_lines,
+};
 pub use time::{TimeError, format_rfc3339_nanos, parse_rfc3339_nanos};
 pub use vocab::{Level, ParseVocabError, Priority, Stage};

@@ -30,13 +30,14 @@ pub struct PreparedBatch {
 }
 
 /// Parses a decoded body and runs detection on each event. `intake` stamps the cluster.
+/// Input nested deeper than [`kaudit_model::MAX_NESTING`] levels is refused like any other
+/// unreadable piece: the reader skips it before any parser sees it.
 pub fn prepare(
     body: &[u8],
     intake: &Intake,
     detector: &Detector,
     received_ns: i64,
 ) -> Result<PreparedBatch, BatchError> {
-    check_nesting(body)?;
     // Each event is turned into rows as the reader hands it over (no list of parsed events
     // is kept); the batch is refused afterwards if any piece was skipped.
     let mut batch = PreparedBatch {
@@ -123,60 +124,6 @@ fn add_event(
     Ok(())
 }
 
-/// Deepest nesting of arrays and objects accepted, counting an `EventList` and its items:
-/// serde_json's own recursion limit, far above what Kubernetes objects use.
-pub const MAX_NESTING: usize = 128;
-
-/// Refuses input nested deeper than [`MAX_NESTING`] before any parser sees it, so that no
-/// recursive code downstream (parsing, field extraction, rendering) can exhaust the stack:
-/// serde_json skips nested values it does not deserialize (raw `requestObject`s) without a
-/// depth limit. One pass over the bytes; string contents are skipped with `memchr`, as they
-/// are most of an audit event.
-pub fn check_nesting(body: &[u8]) -> Result<(), BatchError> {
-    let mut depth = 0usize;
-    let mut line = 1usize;
-    let mut at = 0usize;
-    while let Some(&byte) = body.get(at) {
-        at += 1;
-        match byte {
-            b'"' => {
-                // Inside a string: only its end, escapes and (invalid, but counted) raw line
-                // ends matter.
-                loop {
-                    let Some(rest) = body.get(at..) else {
-                        return Ok(());
-                    };
-                    let Some(offset) = memchr::memchr3(b'"', b'\\', b'\n', rest) else {
-                        // An unterminated string: the parser reports it.
-                        return Ok(());
-                    };
-                    let found = rest[offset];
-                    at += offset + 1;
-                    match found {
-                        b'\\' => at += 1,
-                        b'\n' => line += 1,
-                        _ => break,
-                    }
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(BatchError(format!(
-                        "line {line}: JSON nested deeper than {MAX_NESTING} levels; nothing of this batch was stored"
-                    )));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            // No reset at line ends: a pretty-printed document spans lines, and a line left
-            // open is an error in JSON lines anyway.
-            b'\n' => line += 1,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// The indexed fields of an event. The stage is part of the dedupe key, so an event
 /// without a known stage is refused; a missing `level` is indexed as `Metadata` (the raw
 /// event is kept as received).
@@ -230,101 +177,4 @@ pub fn event_fields(
         request_uri: owned(event.request_uri.as_deref()).unwrap_or_default(),
         level,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{BatchError, MAX_NESTING, check_nesting};
-
-    /// The nesting check written plainly, byte by byte: the reference the fast one must
-    /// agree with.
-    fn reference(body: &[u8]) -> Result<(), BatchError> {
-        let (mut depth, mut line, mut in_string, mut escaped) = (0usize, 1usize, false, false);
-        for &b in body {
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                } else if b == b'\n' {
-                    line += 1;
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        return Err(BatchError(format!(
-                            "line {line}: JSON nested deeper than {MAX_NESTING} levels; nothing of this batch was stored"
-                        )));
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                b'\n' => line += 1,
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks one body against the reference and returns the refusal's line, if any.
-    fn check(body: &[u8]) -> Option<String> {
-        let fast = check_nesting(body);
-        assert_eq!(fast, reference(body), "{:?}", String::from_utf8_lossy(body));
-        fast.err().map(|e| e.0.split(':').next().unwrap_or("").to_owned())
-    }
-
-    #[test]
-    fn nesting_is_bounded_outside_strings_only() {
-        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert_eq!(check(deep(MAX_NESTING).as_bytes()), None);
-        assert_eq!(check(deep(MAX_NESTING + 1).as_bytes()), Some("line 1".into()));
-        let in_string = format!(r#"{{"a":"{}"}}"#, "[{".repeat(1000));
-        assert_eq!(check(in_string.as_bytes()), None);
-        let escaped_quote = format!(r#"{{"a":"x\"{}"}}"#, "[".repeat(500));
-        assert_eq!(check(escaped_quote.as_bytes()), None);
-        let escaped_backslash = format!(r#"{{"a":"x\\"}}{}"#, deep(MAX_NESTING + 1));
-        assert_eq!(check(escaped_backslash.as_bytes()), Some("line 1".into()));
-        let later_line = format!("{{\"a\":1}}\n{{\"b\":\"multi\nline\"}}\n{}", deep(200));
-        assert_eq!(check(later_line.as_bytes()), Some("line 4".into()));
-        for tricky in [
-            &b""[..],
-            b"\"",
-            b"\"\\",
-            b"\"abc\\\"",
-            b"[\"\\\\\"]",
-            b"{\"a\":\"\\\n\"}\n[",
-            b"]]]]}}}}[",
-        ] {
-            check(tricky);
-        }
-    }
-
-    #[test]
-    fn fast_and_plain_checks_agree_on_random_bodies() {
-        // A small deterministic generator over the bytes that matter.
-        let alphabet = b"[]{}\"\\\nab :,";
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        for length in 0..2000 {
-            let body: Vec<u8> = (0..length % 400)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    // Mostly openers, so that some bodies go past the limit.
-                    let pick = (state % 23) as usize;
-                    if pick >= alphabet.len() {
-                        b'['
-                    } else {
-                        alphabet[pick]
-                    }
-                })
-                .collect();
-            check(&body);
-        }
-    }
 }
