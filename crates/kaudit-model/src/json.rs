@@ -38,7 +38,7 @@ pub fn unescape_string(raw: &str) -> Option<Cow<'_, str>> {
 /// Compact JSON text: `raw` without the blanks outside string literals. Borrowed when
 /// there is nothing to remove.
 pub fn minify(raw: &str) -> Cow<'_, str> {
-    let Some(start) = first_blank_outside_strings(raw.as_bytes()) else {
+    let Some(start) = crate::outline::first_blank_outside_strings(raw.as_bytes()) else {
         return Cow::Borrowed(raw);
     };
     let mut out = String::with_capacity(raw.len());
@@ -64,33 +64,6 @@ pub fn minify(raw: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-/// The position of the first JSON blank outside string literals. String contents, most of an
-/// audit event, are skipped with `memchr`: this runs on every event the intake stores.
-fn first_blank_outside_strings(bytes: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    while let Some(&b) = bytes.get(at) {
-        match b {
-            b'"' => {
-                at += 1;
-                loop {
-                    // An unterminated string holds no blank outside strings.
-                    let offset = memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
-                    at += offset;
-                    if bytes[at] == b'\\' {
-                        at += 2;
-                    } else {
-                        at += 1;
-                        break;
-                    }
-                }
-            }
-            b' ' | b'\t' | b'\n' | b'\r' => return Some(at),
-            _ => at += 1,
-        }
-    }
-    None
 }
 
 /// The JSON kind of a raw value, from its first character.
