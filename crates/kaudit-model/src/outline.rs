@@ -70,6 +70,20 @@ fn classify(piece: &[u8; 16]) -> Masks {
     }
 }
 
+/// The bytes of a 16-byte piece that lie inside a string, given its quote mask and whether
+/// a string is open at its start (no backslash in the piece). Bit k of the prefix XOR tells
+/// whether an odd number of quotes lies in bytes 0..=k; a byte other than a quote is inside a
+/// string when that parity differs from the state at the piece's start.
+#[inline(always)]
+fn inside_strings(quotes: u32, open_at_start: bool) -> u32 {
+    let mut parity = quotes;
+    parity ^= parity << 1;
+    parity ^= parity << 2;
+    parity ^= parity << 4;
+    parity ^= parity << 8;
+    if open_at_start { !parity } else { parity }
+}
+
 /// Walks `bytes` and reports what [`Outline`] describes, with `max_depth` levels allowed.
 pub(crate) fn outline(bytes: &[u8], lines: Lines, max_depth: usize) -> Outline {
     let mut out = Outline::default();
@@ -106,14 +120,7 @@ pub(crate) fn outline(bytes: &[u8], lines: Lines, max_depth: usize) -> Outline {
 #[inline(always)]
 fn fast_piece(masks: &Masks, state: &mut State, max_depth: usize) -> bool {
     if (masks.openers | masks.closers) != 0 {
-        // Bit k: whether an odd number of quotes lies in bytes 0..=k. A bracket is inside a
-        // string when that parity differs from the state at the piece's start.
-        let mut parity = masks.quotes;
-        parity ^= parity << 1;
-        parity ^= parity << 2;
-        parity ^= parity << 4;
-        parity ^= parity << 8;
-        let inside = if state.in_string { !parity } else { parity };
+        let inside = inside_strings(masks.quotes, state.in_string);
         let opened = (masks.openers & !inside).count_ones() as usize;
         let closed = (masks.closers & !inside).count_ones() as usize;
         if state.depth + opened > max_depth || (closed > 0 && closed >= state.depth) {
@@ -195,13 +202,7 @@ pub(crate) fn first_blank_outside_strings(bytes: &[u8]) -> Option<usize> {
             let quotes = equal(b'"').to_bitmask();
             let blanks = (equal(b' ') | equal(b'\t') | equal(b'\n') | equal(b'\r')).to_bitmask();
             if blanks != 0 {
-                let mut parity = quotes;
-                parity ^= parity << 1;
-                parity ^= parity << 2;
-                parity ^= parity << 4;
-                parity ^= parity << 8;
-                let inside = if in_string { !parity } else { parity };
-                let outside = blanks & !inside;
+                let outside = blanks & !inside_strings(quotes, in_string);
                 if outside != 0 {
                     return Some(at + outside.trailing_zeros() as usize);
                 }
