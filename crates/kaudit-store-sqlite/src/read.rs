@@ -207,6 +207,145 @@ struct Range {
     /// The newest event time in this range and every range after it (`i64::MAX` when
     /// unknown): a newest-first search stops once it has enough rows newer than this.
     newest_from_here: i64,
+    /// The block's header, when the range is a written block (not the events above the mark).
+    block: Option<BlockSpan>,
+}
+
+/// What a block's header says about its events.
+#[derive(Clone, Copy, Debug)]
+struct BlockSpan {
+    min_time: i64,
+    max_time: i64,
+    /// Whether its rollups count exactly its stored events (see [`crate::rollups`]).
+    exact: bool,
+}
+
+impl Range {
+    /// The block's span when the range is a block whose rollups count exactly its events, all
+    /// of which lie within `time`.
+    fn rolled_up_within(&self, time: &TimeRange) -> Option<BlockSpan> {
+        self.block
+            .filter(|b| b.exact && time.contains(b.min_time) && time.contains(b.max_time))
+    }
+}
+
+/// A filter that is a time range and one condition on a field the block rollups count by.
+/// The events of a block wholly inside the range are then counted from the block's rollup
+/// of that field, with the same test as the condition's SQL, instead of from its rows.
+struct RolledCondition {
+    dimension: Dimension,
+    test: ValueTest,
+}
+
+/// A rolled-up value's test, as `event_where` writes it in SQL.
+#[derive(Debug, PartialEq, Eq)]
+enum ValueTest {
+    /// Every value (an empty prefix or substring).
+    Any,
+    /// `column = text`.
+    Text(String),
+    /// `substr(username, 1, n) = prefix`.
+    Prefix(String),
+    /// `column = integer`.
+    Integer(i64),
+    /// `column LIKE '%text%'`: ASCII letters match either case, other characters exactly.
+    Contains(String),
+}
+
+impl ValueTest {
+    fn matches(&self, key: rollups::KeyRef<'_>) -> bool {
+        use rollups::KeyRef;
+        match (self, key) {
+            (ValueTest::Any, _) => true,
+            (ValueTest::Text(want), KeyRef::Text(have)) => have == want,
+            (ValueTest::Prefix(prefix), KeyRef::Text(have)) => have.starts_with(prefix.as_str()),
+            (ValueTest::Integer(want), KeyRef::Integer(have)) => have == *want,
+            (ValueTest::Contains(part), KeyRef::Text(have)) => contains_ascii_caseless(have, part),
+            _ => false,
+        }
+    }
+}
+
+/// Whether `part` occurs in `text` with ASCII letters compared in either case (SQLite's
+/// `LIKE`). Both are UTF-8, so a match of the bytes is a match of whole characters.
+fn contains_ascii_caseless(text: &str, part: &str) -> bool {
+    let (text, part) = (text.as_bytes(), part.as_bytes());
+    part.is_empty()
+        || text
+            .windows(part.len())
+            .any(|window| window.eq_ignore_ascii_case(part))
+}
+
+impl RolledCondition {
+    /// The condition when `filter` is its time range and exactly one condition on a field
+    /// the rollups count by; `None` otherwise.
+    fn of(filter: &EventFilter) -> Option<RolledCondition> {
+        let mut rest = filter.clone();
+        let mut found = Vec::new();
+        let mut text = |field, value: Option<String>| {
+            if let Some(value) = value {
+                found.push((field, ValueTest::Text(value)));
+            }
+        };
+        text(EventGroupField::Cluster, rest.cluster.take());
+        text(EventGroupField::Verb, rest.verb.take());
+        text(EventGroupField::Resource, rest.resource.take());
+        text(EventGroupField::Namespace, rest.namespace.take());
+        text(EventGroupField::SourceIp, rest.source_ip.take());
+        text(EventGroupField::Decision, rest.decision.take());
+        match rest.user.take() {
+            Some(UserMatch::Exact(user)) => found.push((EventGroupField::User, ValueTest::Text(user))),
+            Some(UserMatch::Prefix(prefix)) if prefix.is_empty() => {
+                found.push((EventGroupField::User, ValueTest::Any))
+            }
+            Some(UserMatch::Prefix(prefix)) => found.push((EventGroupField::User, ValueTest::Prefix(prefix))),
+            None => {}
+        }
+        if let Some(code) = rest.response_code.take() {
+            found.push((EventGroupField::ResponseCode, ValueTest::Integer(i64::from(code))));
+        }
+        match rest.user_agent_contains.take() {
+            Some(part) if part.is_empty() => found.push((EventGroupField::UserAgent, ValueTest::Any)),
+            Some(part) => found.push((EventGroupField::UserAgent, ValueTest::Contains(part))),
+            None => {}
+        }
+        let only_time = EventFilter {
+            time: filter.time,
+            ..EventFilter::default()
+        };
+        if rest != only_time || found.len() != 1 {
+            return None;
+        }
+        let (field, test) = found.pop()?;
+        Some(RolledCondition {
+            dimension: Dimension::Field(field),
+            test,
+        })
+    }
+
+    /// The events of block `first_id` that meet the condition, from the block's rollup;
+    /// `None` when the block has no rollup of the field.
+    fn block_count(&self, conn: &Connection, first_id: i64) -> Result<Option<u64>> {
+        let mut statement = conn
+            .prepare_cached("SELECT counts FROM block_rollups WHERE dimension = ?1 AND first_id = ?2")
+            .map_err(sql_error("preparing a rollup read"))?;
+        let mut rows = statement
+            .query(rusqlite::params![rollups::number(self.dimension), first_id])
+            .map_err(sql_error("reading rollups"))?;
+        let Some(row) = rows.next().map_err(sql_error("reading rollups"))? else {
+            return Ok(None);
+        };
+        let ValueRef::Blob(bytes) = row.get_ref(0).map_err(sql_error("reading rollups"))? else {
+            return Ok(None);
+        };
+        let mut total = 0u64;
+        rollups::for_each_decoded(bytes, |key, count| {
+            if self.test.matches(key) {
+                total += count;
+            }
+        })?;
+        Ok(Some(total))
+    }
 }
 
 /// A group of blocks whose filters are stored bit-sliced, as a search meets it.
@@ -378,6 +517,7 @@ fn for_each_range(
         first: mark.saturating_add(1),
         last: i64::MAX,
         newest_from_here: i64::MAX,
+        block: None,
     };
     if !each(above_mark)? {
         return Ok(());
@@ -387,17 +527,23 @@ fn for_each_range(
         w.add("min_time <= ?", [Value::Integer(before)]);
     }
     // Block headers are small: read them all, then the filters as the walk reaches them.
-    let mut headers: Vec<(i64, i64, i64, i64)> = Vec::new();
+    let mut headers: Vec<(i64, i64, i64, i64, BlockSpan)> = Vec::new();
     {
         let mut statement = conn
             .prepare_cached(&format!(
-                "SELECT first_id, last_id, max_time, format FROM blocks{} ORDER BY first_id DESC",
+                "SELECT first_id, last_id, max_time, format, min_time, exact FROM blocks{}
+                 ORDER BY first_id DESC",
                 w.sql()
             ))
             .map_err(sql_error("preparing a block scan"))?;
         let rows = statement
             .query_map(params_from_iter(w.params), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                let span = BlockSpan {
+                    min_time: r.get(4)?,
+                    max_time: r.get(2)?,
+                    exact: r.get::<_, i64>(5)? == 1,
+                };
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, span))
             })
             .map_err(sql_error("reading blocks"))?;
         for row in rows {
@@ -416,27 +562,30 @@ fn for_each_range(
     let mut groups = groups_between(conn, oldest, newest)?;
     let mut reader: Option<GroupReader<'_>> = None;
     let mut next_group = 0;
-    for (i, &(first, last, _, format)) in headers.iter().enumerate() {
+    for (i, &(first, last, _, format, span)) in headers.iter().enumerate() {
         while groups.get(next_group).is_some_and(|g| g.first > first) {
             next_group += 1;
         }
-        let admitted = match groups.get(next_group) {
-            Some(group) if group.last >= first => {
-                if group.mask.is_none() && group.members.is_some() {
-                    let reader = match &mut reader {
-                        Some(reader) => reader,
-                        None => reader.insert(GroupReader::new(conn, required)?),
-                    };
-                    reader.read_masks(&mut groups, next_group)?;
+        // Nothing required (a count from rollups): every block, no filter read.
+        let admitted = required.is_empty()
+            || match groups.get(next_group) {
+                Some(group) if group.last >= first => {
+                    if group.mask.is_none() && group.members.is_some() {
+                        let reader = match &mut reader {
+                            Some(reader) => reader,
+                            None => reader.insert(GroupReader::new(conn, required)?),
+                        };
+                        reader.read_masks(&mut groups, next_group)?;
+                    }
+                    groups[next_group].admits(first)
                 }
-                groups[next_group].admits(first)
-            }
-            _ => block_admits(conn, required, format, first)?,
-        };
+                _ => block_admits(conn, required, format, first)?,
+            };
         let range = Range {
             first,
             last,
             newest_from_here: newest_from_here[i],
+            block: Some(span),
         };
         if admitted && !each(range)? {
             return Ok(());
@@ -785,17 +934,32 @@ pub(crate) fn count_events_upto(conn: &Connection, filter: &EventFilter, limit: 
     let snapshot = conn
         .unchecked_transaction()
         .map_err(sql_error("starting a count"))?;
-    let (required, mark) = match plan(&snapshot, filter)? {
-        Plan::Time => return count_upto(&snapshot, "events e", event_where(filter), limit),
-        Plan::Blocks { required, mark } => (required, mark),
+    let rolled = RolledCondition::of(filter);
+    let (required, mark) = match (plan(&snapshot, filter)?, &rolled) {
+        (Plan::Time, None) => return count_upto(&snapshot, "events e", event_where(filter), limit),
+        (Plan::Time, Some(_)) => (Required::default(), block_mark(&snapshot)?),
+        (Plan::Blocks { required, mark }, _) => (required, mark),
     };
     let mut total = 0u64;
     for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
-        let w = range_where(filter, range);
-        total += count_upto(&snapshot, "events e NOT INDEXED", w, limit - total)?;
+        let rolled_up = match &rolled {
+            Some(condition) if range.rolled_up_within(&filter.time).is_some() => {
+                condition.block_count(&snapshot, range.first)?
+            }
+            _ => None,
+        };
+        total += match rolled_up {
+            Some(n) => n,
+            None => count_upto(
+                &snapshot,
+                "events e NOT INDEXED",
+                range_where(filter, range),
+                limit - total,
+            )?,
+        };
         Ok(total < limit)
     })?;
-    Ok(total)
+    Ok(total.min(limit))
 }
 
 pub(crate) fn get_event(
@@ -996,8 +1160,9 @@ pub(crate) fn histogram_events(
             .map(|(start_ns, count)| HistogramBucket { start_ns, count })
             .collect());
     }
-    let (required, mark) = match plan(&snapshot, filter)? {
-        Plan::Time => {
+    let rolled = RolledCondition::of(filter);
+    let (required, mark) = match (plan(&snapshot, filter)?, &rolled) {
+        (Plan::Time, None) => {
             let w = event_where(filter);
             let sql = format!(
                 "SELECT {bucket} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",
@@ -1005,10 +1170,25 @@ pub(crate) fn histogram_events(
             );
             return histogram(&snapshot, &sql, w.params);
         }
-        Plan::Blocks { required, mark } => (required, mark),
+        (Plan::Time, Some(_)) => (Required::default(), block_mark(&snapshot)?),
+        (Plan::Blocks { required, mark }, _) => (required, mark),
     };
     let mut counts: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
     for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
+        // A block wholly inside the range and inside one bucket is counted from its rollup.
+        if let Some(condition) = &rolled
+            && let Some(span) = range.rolled_up_within(&filter.time)
+            && HistogramBucket::start_of(span.min_time, bucket_ns)
+                == HistogramBucket::start_of(span.max_time, bucket_ns)
+            && let Some(n) = condition.block_count(&snapshot, range.first)?
+        {
+            if n > 0 {
+                *counts
+                    .entry(HistogramBucket::start_of(span.min_time, bucket_ns))
+                    .or_default() += n;
+            }
+            return Ok(true);
+        }
         let w = range_where(filter, range);
         let sql = format!(
             "SELECT {bucket} AS b, COUNT(*) FROM events e NOT INDEXED{} GROUP BY b",

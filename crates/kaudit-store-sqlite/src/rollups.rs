@@ -1,6 +1,8 @@
 //! Per-block counts (rollups): for each block, its events counted by each group-by field and
 //! by minute, so that "top users over the last day" and the activity histogram sum a few
-//! thousand small rows instead of reading millions of events.
+//! thousand small rows instead of reading millions of events. A count or histogram filtered
+//! by one value of a group-by field (user, verb, namespace, ...) sums that value's entries
+//! the same way, for the blocks wholly inside its range (and its bucket).
 //!
 //! A block's rollups are tallied as the writer adds its events, and written with the block
 //! only if the block's stored rows are exactly the events added (their count, read in the
@@ -348,8 +350,28 @@ fn encode(counts: HashMap<Key, u64>) -> Vec<u8> {
     out
 }
 
-/// Adds the entries of an encoded rollup to `into`.
+/// Adds the counts of one encoded rollup to `into`.
 pub(crate) fn add_decoded(bytes: &[u8], into: &mut HashMap<Key, u64>) -> Result<()> {
+    for_each_decoded(bytes, |key, count| {
+        let key = match key {
+            KeyRef::Null => Key::Null,
+            KeyRef::Integer(i) => Key::Integer(i),
+            KeyRef::Text(text) => Key::Text(text.to_owned()),
+        };
+        *into.entry(key).or_default() += count;
+    })
+}
+
+/// A grouped value as an encoded rollup holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyRef<'b> {
+    Null,
+    Integer(i64),
+    Text(&'b str),
+}
+
+/// Calls `each` with every value of one encoded rollup and its count.
+pub(crate) fn for_each_decoded(bytes: &[u8], mut each: impl FnMut(KeyRef<'_>, u64)) -> Result<()> {
     let corrupt = || StoreError::Corrupt {
         what: "block_rollups.counts",
         reason: "truncated or unknown entry".to_owned(),
@@ -368,17 +390,17 @@ pub(crate) fn add_decoded(bytes: &[u8], into: &mut HashMap<Key, u64>) -> Result<
     while at < bytes.len() {
         let mut next = |n: usize| take(bytes, &mut at, n).ok_or_else(corrupt);
         let key = match next(1)?[0] {
-            0 => Key::Null,
-            1 => Key::Integer(i64::from_le_bytes(word(next(8)?))),
+            0 => KeyRef::Null,
+            1 => KeyRef::Integer(i64::from_le_bytes(word(next(8)?))),
             2 => {
                 let mut len = [0u8; 4];
                 len.copy_from_slice(next(4)?);
                 let text = next(u32::from_le_bytes(len) as usize)?;
-                Key::Text(String::from_utf8(text.to_vec()).map_err(|_| corrupt())?)
+                KeyRef::Text(std::str::from_utf8(text).map_err(|_| corrupt())?)
             }
             _ => return Err(corrupt()),
         };
-        *into.entry(key).or_default() += u64::from_le_bytes(word(next(8)?));
+        each(key, u64::from_le_bytes(word(next(8)?)));
     }
     Ok(())
 }

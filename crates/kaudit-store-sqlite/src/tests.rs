@@ -875,3 +875,143 @@ fn retention_deletes_the_groups_it_empties_and_keeps_a_group_it_cuts() {
         "after retention",
     );
 }
+
+#[test]
+fn counts_and_histograms_of_one_value_agree_with_the_rows() {
+    // Counts and histograms whose filter is a time range and one value of a rolled-up field
+    // sum the rollups of the blocks wholly inside the range (and, for a histogram, inside one
+    // bucket). They must agree with the rows: around the block mark, at range edges inside
+    // blocks, in buckets narrower than a block, and after retention cut a block.
+    let harness = open_with(SqliteConfig::default());
+    let loaded = load(harness.store, 700, 31);
+    let store = &loaded.store;
+    // Most blocks written, the newest events above the mark.
+    let cutoff = loaded.reference[130].fields.time_ns;
+    store
+        .purge_before(cutoff, 11)
+        .unwrap_or_else(|e| panic!("purge: {e}"));
+    let kept: Vec<_> = loaded
+        .reference
+        .iter()
+        .filter(|e| e.fields.time_ns >= cutoff)
+        .collect();
+    let s = |v: &str| Some(v.to_owned());
+    let user = |m: kaudit_store::UserMatch| Some(m);
+    let conditions = [
+        EventFilter {
+            cluster: s("staging"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            user: user(kaudit_store::UserMatch::Exact("bob".to_owned())),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            user: user(kaudit_store::UserMatch::Prefix(
+                "system:serviceaccount:kube-system:".to_owned(),
+            )),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            user: user(kaudit_store::UserMatch::Prefix(String::new())),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            verb: s("delete"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            resource: s("secrets"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            namespace: s("monitoring"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            source_ip: s("10.0.1.2"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            response_code: Some(403),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            decision: s("forbid"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            user_agent_contains: s("CONTROLLER-manager"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            user_agent_contains: s("no-such-agent"),
+            ..EventFilter::default()
+        },
+        EventFilter {
+            name: s("Straße-ÉTÉ"),
+            ..EventFilter::default()
+        },
+    ];
+    let (first, last) = (kept[0].fields.time_ns, kept[kept.len() - 1].fields.time_ns);
+    let ranges = [
+        kaudit_store::TimeRange::default(),
+        kaudit_store::TimeRange {
+            from_ns: Some(first + (last - first) / 5 + 7),
+            to_ns: Some(last - (last - first) / 4 - 3),
+        },
+        kaudit_store::TimeRange {
+            from_ns: Some(first + (last - first) / 2),
+            to_ns: None,
+        },
+    ];
+    const MINUTE: i64 = 60_000_000_000;
+    let mut rolled_up_blocks = 0;
+    for time in ranges {
+        for condition in &conditions {
+            let filter = EventFilter {
+                time,
+                ..condition.clone()
+            };
+            let matching: Vec<i64> = kept
+                .iter()
+                .filter(|e| kaudit_store::testsuite::event_matches(&filter, &e.fields))
+                .map(|e| e.fields.time_ns)
+                .collect();
+            let count = store
+                .count_events(&filter)
+                .unwrap_or_else(|e| panic!("count: {e}"));
+            assert_eq!(count, matching.len() as u64, "count of {filter:?}");
+            let upto = store
+                .count_events_upto(&filter, 5)
+                .unwrap_or_else(|e| panic!("count: {e}"));
+            assert_eq!(upto, count.min(5), "count up to 5 of {filter:?}");
+            for width in [MINUTE, 60 * MINUTE, 7 * 1_000_000_000] {
+                let mut want: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+                for t in &matching {
+                    *want
+                        .entry(kaudit_store::HistogramBucket::start_of(*t, width))
+                        .or_default() += 1;
+                }
+                let got: std::collections::BTreeMap<i64, u64> = store
+                    .histogram_events(&filter, width)
+                    .unwrap_or_else(|e| panic!("histogram: {e}"))
+                    .into_iter()
+                    .map(|b| (b.start_ns, b.count))
+                    .collect();
+                assert_eq!(got, want, "histogram of {filter:?} by {width} ns");
+            }
+        }
+        // The rollups were used: blocks wholly inside this range exist.
+        let conn = Connection::open(store.path()).unwrap_or_else(|e| panic!("open: {e}"));
+        let whole: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM blocks WHERE exact = 1 AND min_time >= ?1 AND max_time < ?2",
+                [time.from_ns.unwrap_or(i64::MIN), time.to_ns.unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("blocks: {e}"));
+        rolled_up_blocks += whole;
+    }
+    assert!(rolled_up_blocks > 10, "only {rolled_up_blocks} whole blocks");
+}
