@@ -190,6 +190,19 @@ fn blocks_within(mark: i64, time: &TimeRange) -> Where {
     w
 }
 
+/// The plan of a count or histogram: as [`plan`], except that a filter the rollups serve
+/// (`rolled`) walks every block instead of the time index, so that whole blocks are summed
+/// from their rollups.
+fn counting_plan(conn: &Connection, filter: &EventFilter, rolled: Option<&RolledCondition>) -> Result<Plan> {
+    match (plan(conn, filter)?, rolled) {
+        (Plan::Time, Some(_)) => Ok(Plan::Blocks {
+            required: Required::default(),
+            mark: block_mark(conn)?,
+        }),
+        (chosen, _) => Ok(chosen),
+    }
+}
+
 fn plan(conn: &Connection, filter: &EventFilter) -> Result<Plan> {
     let required = Required::of(filter);
     if required.is_empty() {
@@ -527,11 +540,11 @@ fn for_each_range(
         w.add("min_time <= ?", [Value::Integer(before)]);
     }
     // Block headers are small: read them all, then the filters as the walk reaches them.
-    let mut headers: Vec<(i64, i64, i64, i64, BlockSpan)> = Vec::new();
+    let mut headers: Vec<(i64, i64, i64, BlockSpan)> = Vec::new();
     {
         let mut statement = conn
             .prepare_cached(&format!(
-                "SELECT first_id, last_id, max_time, format, min_time, exact FROM blocks{}
+                "SELECT first_id, last_id, format, min_time, max_time, exact FROM blocks{}
                  ORDER BY first_id DESC",
                 w.sql()
             ))
@@ -539,11 +552,11 @@ fn for_each_range(
         let rows = statement
             .query_map(params_from_iter(w.params), |r| {
                 let span = BlockSpan {
-                    min_time: r.get(4)?,
-                    max_time: r.get(2)?,
+                    min_time: r.get(3)?,
+                    max_time: r.get(4)?,
                     exact: r.get::<_, i64>(5)? == 1,
                 };
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, span))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, span))
             })
             .map_err(sql_error("reading blocks"))?;
         for row in rows {
@@ -556,13 +569,13 @@ fn for_each_range(
     let mut newest_from_here = vec![i64::MIN; headers.len()];
     let mut running = i64::MIN;
     for (i, header) in headers.iter().enumerate().rev() {
-        running = running.max(header.2);
+        running = running.max(header.3.max_time);
         newest_from_here[i] = running;
     }
     let mut groups = groups_between(conn, oldest, newest)?;
     let mut reader: Option<GroupReader<'_>> = None;
     let mut next_group = 0;
-    for (i, &(first, last, _, format, span)) in headers.iter().enumerate() {
+    for (i, &(first, last, format, span)) in headers.iter().enumerate() {
         while groups.get(next_group).is_some_and(|g| g.first > first) {
             next_group += 1;
         }
@@ -935,10 +948,9 @@ pub(crate) fn count_events_upto(conn: &Connection, filter: &EventFilter, limit: 
         .unchecked_transaction()
         .map_err(sql_error("starting a count"))?;
     let rolled = RolledCondition::of(filter);
-    let (required, mark) = match (plan(&snapshot, filter)?, &rolled) {
-        (Plan::Time, None) => return count_upto(&snapshot, "events e", event_where(filter), limit),
-        (Plan::Time, Some(_)) => (Required::default(), block_mark(&snapshot)?),
-        (Plan::Blocks { required, mark }, _) => (required, mark),
+    let (required, mark) = match counting_plan(&snapshot, filter, rolled.as_ref())? {
+        Plan::Time => return count_upto(&snapshot, "events e", event_where(filter), limit),
+        Plan::Blocks { required, mark } => (required, mark),
     };
     let mut total = 0u64;
     for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
@@ -1161,8 +1173,8 @@ pub(crate) fn histogram_events(
             .collect());
     }
     let rolled = RolledCondition::of(filter);
-    let (required, mark) = match (plan(&snapshot, filter)?, &rolled) {
-        (Plan::Time, None) => {
+    let (required, mark) = match counting_plan(&snapshot, filter, rolled.as_ref())? {
+        Plan::Time => {
             let w = event_where(filter);
             let sql = format!(
                 "SELECT {bucket} AS b, COUNT(*) FROM events e{} GROUP BY b ORDER BY b",
@@ -1170,8 +1182,7 @@ pub(crate) fn histogram_events(
             );
             return histogram(&snapshot, &sql, w.params);
         }
-        (Plan::Time, Some(_)) => (Required::default(), block_mark(&snapshot)?),
-        (Plan::Blocks { required, mark }, _) => (required, mark),
+        Plan::Blocks { required, mark } => (required, mark),
     };
     let mut counts: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
     for_each_range(&snapshot, &required, mark, &filter.time, None, |range| {
